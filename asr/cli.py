@@ -1,0 +1,115 @@
+"""The `asr` command: transcribe, evaluate, fit/validate/test, export, manifest."""
+
+import argparse
+import json
+import sys
+
+from asr.audio import find_audio_files
+
+TRAINING_COMMANDS = ("fit", "validate", "test")
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from asr.transcribe import load_model
+
+    files = find_audio_files(args.inputs)
+    if not files:
+        print("asr transcribe: no audio files found in the given paths", file=sys.stderr)
+        return 1
+    recognizer = load_model(args.model)
+    results = recognizer.transcribe(files, batch_size=args.batch_size)
+    failed = 0
+    for given, result in zip(files, results, strict=True):
+        if result.error:
+            failed += 1
+            print(f"asr transcribe: error: {result.error}", file=sys.stderr)
+        if args.format == "jsonl":
+            record = {"path": str(given), "text": result.text}
+            if result.error:
+                record["error"] = result.error
+            print(json.dumps(record, ensure_ascii=False))
+        elif not result.error:
+            print(f"{given}\t{result.text}")
+    if failed:
+        print(f"asr transcribe: {failed} of {len(files)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from asr.evaluate import evaluate
+    from asr.transcribe import load_model
+
+    wer, cer = evaluate(load_model(args.model), args.manifest, args.out_dir, args.batch_size)
+    print(wer.summary("WER"))
+    print(cer.summary("CER"))
+    print(f"recogs and errs written to {args.out_dir}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from asr.lightning_module import CTCModule
+    from asr.model_file import load_weights_only_checkpoint
+
+    checkpoint = load_weights_only_checkpoint(args.checkpoint)
+    module = CTCModule(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    module.export(args.output, {"checkpoint": str(args.checkpoint)})
+    print(f"model file written: {args.output}")
+    return 0
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    from asr.manifest import main as manifest_main
+
+    return manifest_main(args.rest) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr", description="Spoken-command recognition with a BiLSTM-CTC model."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("transcribe", help="transcribe audio files or folders")
+    p.add_argument("inputs", nargs="+", help="audio files, or folders searched for audio")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=_transcribe)
+
+    p = sub.add_parser("evaluate", help="decode a manifest; write recogs/errs and WER")
+    p.add_argument("manifest", help="JSONL manifest with audio and reference text")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--out-dir", default="exp/evaluate", help="where recogs and errs go")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("export", help="turn a Lightning checkpoint into a model file")
+    p.add_argument("checkpoint", help="a .ckpt file written by `asr fit`")
+    p.add_argument("-o", "--output", required=True, help="model file to write")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser(
+        "manifest", help="build a JSONL manifest from a folder or a table", add_help=False
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="see `asr manifest --help`")
+    p.set_defaults(func=_manifest)
+
+    for name in TRAINING_COMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} (see `asr {name} --help`)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TRAINING_COMMANDS:
+        from asr.train import main as train_main
+
+        train_main(argv)
+        return 0
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Datasets, collation and duration-bucketed, distributed-aware batching."""
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.text import Tokenizer, normalize_text
+
+FRAMES_PER_SECOND = 100  # feature frames per second of audio (10 ms hop)
+
+
+class SpeechDataset(Dataset):
+    """Manifest records -> (waveform, token ids) pairs.
+
+    Args:
+        records: dicts with "audio" (absolute path) and "text".
+        tokenizer: maps normalised text to ids.
+        speed_factors: if given, each read picks one factor at random and resamples the
+            audio so it plays that many times faster (speed perturbation, pitch included).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[dict],
+        tokenizer: Tokenizer,
+        speed_factors: Sequence[float] | None = None,
+    ) -> None:
+        self.records = records
+        self.tokenizer = tokenizer
+        self.speed_factors = tuple(speed_factors or ())
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        audio = torch.from_numpy(load_audio(record["audio"]))
+        if self.speed_factors:
+            factor = random.choice(self.speed_factors)
+            # Playing `factor` times faster = treating the audio as recorded at rate*factor.
+            audio = resample(audio, round(SAMPLE_RATE * factor / 100) * 100, SAMPLE_RATE)
+        text = normalize_text(record["text"])
+        tokens = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
+        return {"index": index, "audio": audio, "tokens": tokens, "text": text}
+
+
+def collate(items: list[dict]) -> dict:
+    """Pad a list of dataset items into a batch.
+
+    Returns:
+        dict with audio (B, S) float32, audio_lengths (B,) int64, tokens (B, L) int64,
+        token_lengths (B,) int64, texts list[str], indices (B,) int64.
+    """
+    audio_lengths = torch.tensor([len(it["audio"]) for it in items], dtype=torch.long)
+    token_lengths = torch.tensor([len(it["tokens"]) for it in items], dtype=torch.long)
+    audio = torch.zeros(len(items), int(audio_lengths.max()))
+    tokens = torch.zeros(len(items), max(1, int(token_lengths.max())), dtype=torch.long)
+    for i, item in enumerate(items):
+        audio[i, : len(item["audio"])] = item["audio"]
+        tokens[i, : len(item["tokens"])] = item["tokens"]
+    return {
+        "audio": audio,
+        "audio_lengths": audio_lengths,
+        "tokens": tokens,
+        "token_lengths": token_lengths,
+        "texts": [it["text"] for it in items],
+        "indices": torch.tensor([it["index"] for it in items], dtype=torch.long),
+    }
+
+
+class DurationBatchSampler(Sampler[list[int]]):
+    """Batches of similar duration under a padded-frames budget, split across ranks.
+
+    Each epoch, utterances are sorted by a jittered duration (so batches differ between
+    epochs), packed greedily while `batch_size * longest_frames <= max_frames`, the batch
+    order is shuffled, and rank r takes batches r, r + world_size, ... . Every rank builds
+    the same batches from the same seed and epoch, so ranks get disjoint data and the
+    same number of batches (DDP needs equal step counts).
+
+    Args:
+        durations: seconds per utterance.
+        max_frames: budget of padded feature frames (10 ms each) per batch.
+        shuffle: jitter and shuffle (training); otherwise batches are sorted by duration.
+        seed: base seed; the epoch is added to it (see `set_epoch`).
+        num_replicas, rank: the distributed world; default: a single process.
+        drop_last: drop the batches that do not divide evenly across ranks; otherwise the
+            last ranks repeat a few batches (fine for validation).
+    """
+
+    def __init__(
+        self,
+        durations: Sequence[float],
+        max_frames: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        drop_last: bool = True,
+    ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside world size {num_replicas}")
+        self.frames = [max(1, math.ceil(d * FRAMES_PER_SECOND)) for d in durations]
+        if max(self.frames, default=0) > max_frames:
+            raise ValueError(
+                f"max_frames={max_frames} is smaller than the longest utterance "
+                f"({max(self.frames)} frames): raise max_frames"
+            )
+        self.max_frames = max_frames
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning (and by hand) before each epoch."""
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.frames)))
+        if self.shuffle:
+            jitter = [rng.uniform(0.9, 1.1) for _ in order]
+            order.sort(key=lambda i: self.frames[i] * jitter[i])
+        else:
+            order.sort(key=lambda i: self.frames[i])
+        batches: list[list[int]] = []
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            new_longest = max(longest, self.frames[i])
+            if batch and (len(batch) + 1) * new_longest > self.max_frames:
+                batches.append(batch)
+                batch, new_longest = [], self.frames[i]
+            batch.append(i)
+            longest = new_longest
+        if batch:
+            batches.append(batch)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def _rank_batches(self) -> list[list[int]]:
+        batches = self._all_batches()
+        if self.drop_last:
+            per_rank = len(batches) // self.num_replicas
+        else:
+            per_rank = math.ceil(len(batches) / self.num_replicas)
+            missing = per_rank * self.num_replicas - len(batches)
+            batches += [batches[i % len(batches)] for i in range(missing)]
+        return batches[self.rank : per_rank * self.num_replicas : self.num_replicas]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._rank_batches())
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())

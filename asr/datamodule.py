@@ -1,0 +1,70 @@
+"""Lightning data module: manifests -> bucketed, distributed-aware dataloaders."""
+
+from collections.abc import Sequence
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from asr.data import DurationBatchSampler, SpeechDataset, collate
+from asr.manifest import read_manifest
+from asr.text import Tokenizer
+
+
+class SpeechDataModule(L.LightningDataModule):
+    """Loads JSONL manifests ({"audio", "text", "duration"} per line).
+
+    Args:
+        train_manifest, val_manifest, test_manifest: manifest paths (test optional).
+        max_frames: padded feature frames (10 ms) per batch; the batch-size knob.
+        num_workers: dataloader worker processes (audio reading and resampling).
+        speed_factors: speed perturbation factors for training audio, e.g. [0.9, 1.0, 1.1].
+        seed: shuffling seed (the epoch is added each epoch).
+    """
+
+    def __init__(
+        self,
+        train_manifest: str,
+        val_manifest: str,
+        test_manifest: str | None = None,
+        max_frames: int = 20_000,
+        num_workers: int = 2,
+        speed_factors: Sequence[float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer = Tokenizer()
+
+    def _loader(self, manifest: str, train: bool) -> DataLoader:
+        records = read_manifest(manifest)
+        dataset = SpeechDataset(
+            records, self.tokenizer, self.hparams.speed_factors if train else None
+        )
+        sampler = DurationBatchSampler(
+            [r["duration"] for r in records],
+            max_frames=self.hparams.max_frames,
+            shuffle=train,
+            seed=self.hparams.seed,
+            num_replicas=self.trainer.world_size if self.trainer else 1,
+            rank=self.trainer.global_rank if self.trainer else 0,
+            drop_last=train,
+        )
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.train_manifest, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.val_manifest, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.hparams.test_manifest:
+            raise ValueError("no test_manifest was given to the data module")
+        return self._loader(self.hparams.test_manifest, train=False)

@@ -1,0 +1,166 @@
+"""Training: the acoustic model wrapped in a LightningModule with CTC loss."""
+
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+import torchaudio
+
+from asr.decoding import greedy_texts
+from asr.features import N_MELS, LogMel
+from asr.metrics import ErrorCounts, char_errors, word_errors
+from asr.model import AcousticModel, ModelConfig
+from asr.model_file import save_model_file
+from asr.text import Tokenizer
+
+
+class CTCModule(L.LightningModule):
+    """Log-mel features -> `AcousticModel` -> CTC loss; greedy WER/CER on validation.
+
+    Args:
+        subsampling, conv_channels, hidden_size, num_layers, dropout, bidirectional:
+            see `asr.model.ModelConfig`.
+        normalization: feature normalisation, see `asr.features.LogMel`.
+        lr: peak AdamW learning rate, reached after `warmup_steps`, then cosine decay to
+            `final_lr_ratio * lr` at the last step.
+        weight_decay: AdamW weight decay.
+        spec_augment: number of time and frequency masks applied to training features.
+        freq_mask: widest frequency mask (mel bins).
+        time_mask: widest time mask (frames), capped at 20% of each batch's length.
+    """
+
+    def __init__(
+        self,
+        subsampling: int = 2,
+        conv_channels: int = 256,
+        hidden_size: int = 256,
+        num_layers: int = 3,
+        dropout: float = 0.2,
+        bidirectional: bool = True,
+        normalization: str = "utterance",
+        lr: float = 2e-3,
+        weight_decay: float = 1e-2,
+        warmup_steps: int = 200,
+        final_lr_ratio: float = 0.05,
+        spec_augment: int = 2,
+        freq_mask: int = 15,
+        time_mask: int = 40,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer = Tokenizer()
+        self.features = LogMel(normalization)
+        self.model = AcousticModel(
+            ModelConfig(
+                n_mels=N_MELS,
+                vocab_size=len(self.tokenizer),
+                subsampling=subsampling,
+                conv_channels=conv_channels,
+                hidden_size=hidden_size,
+                num_layers=num_layers,
+                dropout=dropout,
+                bidirectional=bidirectional,
+            )
+        )
+        self._errors = {"wer": ErrorCounts(), "cer": ErrorCounts()}
+
+    def forward(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) audio, (B,) samples -> (B, T', V) log-probs, (B,) frames."""
+        feats, frame_lengths = self.features(audio, audio_lengths)
+        return self.model(feats, frame_lengths)
+
+    def _augment(self, feats: torch.Tensor) -> torch.Tensor:
+        """SpecAugment on (B, T, F) features; masks are independent per utterance."""
+        n = self.hparams.spec_augment
+        if n == 0:
+            return feats
+        specaug = torchaudio.transforms.SpecAugment(
+            n_time_masks=n,
+            time_mask_param=min(self.hparams.time_mask, feats.shape[1] // 5),
+            n_freq_masks=n,
+            freq_mask_param=self.hparams.freq_mask,
+            iid_masks=True,
+            zero_masking=True,  # features are mean-normalised: 0 is the average value
+        )
+        return specaug(feats.transpose(1, 2)).transpose(1, 2)  # (B, F, T) for torchaudio
+
+    def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+        feats, frame_lengths = self.features(batch["audio"], batch["audio_lengths"])
+        if stage == "train":
+            feats = self._augment(feats)
+        log_probs, out_lengths = self.model(feats, frame_lengths)
+        # CTC in fp32 even under mixed precision: its log-space sums underflow in 16 bits.
+        with torch.autocast(log_probs.device.type, enabled=False):
+            losses = F.ctc_loss(
+                log_probs.float().transpose(0, 1),  # (T, B, V): the layout ctc_loss expects
+                batch["tokens"],
+                out_lengths,
+                batch["token_lengths"],
+                blank=self.tokenizer.blank_id,
+                reduction="none",
+                zero_infinity=True,
+            )
+        loss = losses.mean()
+        batch_size = len(batch["texts"])
+        self.log(
+            f"{stage}_loss", loss, batch_size=batch_size, sync_dist=stage != "train", prog_bar=True
+        )
+        if stage != "train":
+            hyps = greedy_texts(log_probs, out_lengths, self.tokenizer)
+            self._errors["wer"] += word_errors(batch["texts"], hyps)
+            self._errors["cer"] += char_errors(batch["texts"], hyps)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def _log_error_rates(self, stage: str) -> None:
+        # Sum raw counts over ranks before dividing: a mean of per-rank rates would be wrong.
+        for name, counts in self._errors.items():
+            totals = torch.tensor(
+                [counts.errors, counts.reference_length], dtype=torch.float64, device=self.device
+            )
+            totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+            rate = (totals[0] / totals[1].clamp_min(1)).item()
+            self.log(f"{stage}_{name}", rate, prog_bar=name == "wer")
+        self._errors = {"wer": ErrorCounts(), "cer": ErrorCounts()}
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_error_rates("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_error_rates("test")
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(self.hparams.warmup_steps, total // 2)
+        floor = self.hparams.final_lr_ratio
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def export(self, path: str | Path, info: dict | None = None) -> None:
+        """Write a self-contained model file (see `asr.model_file`)."""
+        save_model_file(path, self.model, self.tokenizer, self.hparams.normalization, info)

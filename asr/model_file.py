@@ -1,0 +1,95 @@
+"""Self-contained model files: safetensors weights + a JSON header of every setting.
+
+A model file is one `.safetensors` file. Its metadata entry "asr" holds JSON with the
+model hyperparameters, the feature settings and the tokenizer vocabulary, so the file
+rebuilds the whole recogniser without unpickling anything.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from asr.model import AcousticModel, ModelConfig
+from asr.text import Tokenizer
+
+FORMAT_VERSION = 1
+METADATA_KEY = "asr"
+
+
+class ModelFileError(Exception):
+    """A model file that cannot be loaded; the message names the file and the reason."""
+
+
+def save_model_file(
+    path: str | Path,
+    model: AcousticModel,
+    tokenizer: Tokenizer,
+    normalization: str,
+    info: dict[str, Any] | None = None,
+) -> None:
+    """Write the model atomically: a crash mid-write never leaves a truncated file behind.
+
+    Args:
+        info: free-form provenance (data, epochs, scores) stored alongside the settings.
+    """
+    header = {
+        "format_version": FORMAT_VERSION,
+        "model": model.config.to_dict(),
+        "features": {"normalization": normalization},
+        "tokenizer": {"vocabulary": list(tokenizer.vocabulary)},
+        "info": info or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(weights, tmp, metadata={METADATA_KEY: json.dumps(header)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The JSON settings of a model file, without loading its weights."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFileError(f"{path}: not a readable model file ({err})") from None
+    if METADATA_KEY not in metadata:
+        raise ModelFileError(f"{path}: safetensors file without asr settings")
+    header = json.loads(metadata[METADATA_KEY])
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: unsupported format version {header.get('format_version')}")
+    return header
+
+
+def load_model_file(path: str | Path) -> tuple[AcousticModel, Tokenizer, dict[str, Any]]:
+    """Rebuild the model, its tokenizer and its header from a model file.
+
+    Raises:
+        ModelFileError: missing, truncated, corrupt or foreign file.
+    """
+    header = read_header(path)
+    model = AcousticModel(ModelConfig(**header["model"]))
+    try:
+        weights = load_file(str(path))
+        model.load_state_dict(weights)
+    except (SafetensorError, RuntimeError) as err:
+        raise ModelFileError(f"{path}: weights do not match the settings ({err})") from None
+    model.eval()
+    return model, Tokenizer(header["tokenizer"]["vocabulary"]), header
+
+
+def load_weights_only_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a Lightning checkpoint without executing pickled code (weights_only=True)."""
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,105 @@
+"""Text normalisation and the character tokenizer.
+
+The vocabulary is fixed and small: CTC blank (id 0), space, apostrophe and a-z.
+Both the normaliser and the vocabulary are stored in every model file, so a model
+decodes with exactly the text conventions it was trained with.
+"""
+
+import re
+import string
+from collections.abc import Sequence
+
+BLANK = "<blank>"
+VOCABULARY: tuple[str, ...] = (BLANK, " ", "'", *string.ascii_lowercase)
+
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+_TEENS = [
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
+
+
+def number_to_words(n: int) -> str:
+    """Spell a non-negative integer in English words: 342 -> "three hundred forty two"."""
+    if n < 0:
+        raise ValueError(f"negative number: {n}")
+    if n < 10:
+        return _ONES[n]
+    if n < 20:
+        return _TEENS[n - 10]
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens] + (f" {_ONES[ones]}" if ones else "")
+    for value, name in _SCALES:
+        if n >= value:
+            head, rest = divmod(n, value)
+            words = f"{number_to_words(head)} {name}"
+            return words + (f" {number_to_words(rest)}" if rest else "")
+    raise AssertionError("unreachable")
+
+
+def _spell_digits(match: re.Match[str]) -> str:
+    token = match.group(0)
+    # A leading zero ("007", "0451") is read digit by digit, as people say codes.
+    if len(token) > 1 and token.startswith("0"):
+        return " " + " ".join(_ONES[int(d)] for d in token) + " "
+    return " " + number_to_words(int(token)) + " "
+
+
+def normalize_text(text: str) -> str:
+    """Lower-case, spell digits as words, drop punctuation, squeeze spaces.
+
+    Examples:
+        >>> normalize_text("Set a timer for 15 minutes!")
+        'set a timer for fifteen minutes'
+        >>> normalize_text("Don't STOP")
+        "don't stop"
+    """
+    text = text.lower().replace("’", "'")
+    text = re.sub(r"\d+", _spell_digits, text)
+    text = re.sub(r"[^a-z' ]+", " ", text)
+    # Apostrophes only survive inside words ("don't"), not as quotes.
+    text = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", text)
+    return " ".join(text.split())
+
+
+class Tokenizer:
+    """Character tokenizer over a fixed vocabulary; id 0 is the CTC blank."""
+
+    def __init__(self, vocabulary: Sequence[str] = VOCABULARY) -> None:
+        if vocabulary[0] != BLANK:
+            raise ValueError(f"vocabulary[0] must be the blank {BLANK!r}, got {vocabulary[0]!r}")
+        self.vocabulary = tuple(vocabulary)
+        self._ids = {token: i for i, token in enumerate(self.vocabulary)}
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def blank_id(self) -> int:
+        return 0
+
+    def encode(self, text: str) -> list[int]:
+        """Map normalised text to token ids.
+
+        Raises:
+            ValueError: a character is outside the vocabulary (normalise first).
+        """
+        unknown = sorted({c for c in text if c not in self._ids or c == BLANK})
+        if unknown:
+            raise ValueError(f"characters outside the vocabulary: {unknown} in {text!r}")
+        return [self._ids[c] for c in text]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Map token ids (blanks and repeats already removed) back to text."""
+        return "".join(self.vocabulary[i] for i in ids if i != self.blank_id).strip()

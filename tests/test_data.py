@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+
+from asr.data import FRAMES_PER_SECOND, DurationBatchSampler, SpeechDataset, collate
+from asr.text import Tokenizer
+
+
+def durations(n: int = 300, seed: int = 0) -> list[float]:
+    return np.random.default_rng(seed).uniform(0.3, 4.0, n).round(3).tolist()
+
+
+def test_batches_respect_budget_and_cover_everything():
+    d = durations()
+    sampler = DurationBatchSampler(d, max_frames=3000, shuffle=True, drop_last=False)
+    batches = list(sampler)
+    seen = sorted(i for b in batches for i in b)
+    assert seen == list(range(len(d)))
+    for batch in batches:
+        longest = max(int(np.ceil(d[i] * FRAMES_PER_SECOND)) for i in batch)
+        assert len(batch) * longest <= 3000
+    # Bucketing keeps padding low: padded frames / real frames.
+    padded = sum(len(b) * max(d[i] for i in b) for b in batches)
+    assert padded / sum(d) < 1.15
+
+
+def test_epochs_differ_but_are_reproducible():
+    d = durations()
+    a = DurationBatchSampler(d, max_frames=3000, seed=1)
+    b = DurationBatchSampler(d, max_frames=3000, seed=1)
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first and list(b) == first
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_get_disjoint_equal_shares(world):
+    d = durations()
+    shares = [list(DurationBatchSampler(d, 3000, seed=5, num_replicas=world, rank=r))
+              for r in range(world)]
+    assert len({len(s) for s in shares}) == 1  # equal step counts, or DDP would hang
+    flat = [i for s in shares for b in s for i in b]
+    assert len(flat) == len(set(flat))
+
+
+def test_validation_pads_so_every_item_is_seen():
+    d = durations(31)
+    shares = [list(DurationBatchSampler(d, 500, shuffle=False, num_replicas=4, rank=r,
+                                        drop_last=False)) for r in range(4)]
+    assert len({len(s) for s in shares}) == 1
+    assert {i for s in shares for b in s for i in b} == set(range(31))
+
+
+def test_budget_smaller_than_an_utterance_is_refused():
+    with pytest.raises(ValueError, match="max_frames"):
+        DurationBatchSampler([1.0, 9.0], max_frames=500)
+
+
+def test_dataset_and_collate(tiny_corpus):
+    from asr.manifest import read_manifest
+
+    records = read_manifest(tiny_corpus / "manifest.jsonl")
+    ds = SpeechDataset(records, Tokenizer(), speed_factors=[0.9, 1.1])
+    batch = collate([ds[0], ds[3]])
+    assert batch["audio"].shape[0] == 2 and batch["audio"].dtype == torch.float32
+    assert batch["audio_lengths"].dtype == torch.long
+    assert batch["texts"] == [records[0]["text"], records[3]["text"]]
+    n = batch["token_lengths"][0]
+    assert Tokenizer().decode(batch["tokens"][0, :n].tolist()) == records[0]["text"]
+    plain = SpeechDataset(records, Tokenizer())[0]["audio"]
+    sped = ds[0]["audio"]
+    assert abs(len(sped) / len(plain) - 1) > 0.05  # 0.9x or 1.1x speed changed the length

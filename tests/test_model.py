@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from asr.model import AcousticModel, ModelConfig
+
+
+@pytest.mark.parametrize(
+    ("subsampling", "bidirectional"), [(1, True), (2, True), (4, True), (4, False)]
+)
+def test_padding_invariance(subsampling, bidirectional):
+    """Items in a padded batch get exactly the outputs they get alone."""
+    torch.manual_seed(0)
+    config = ModelConfig(subsampling=subsampling, bidirectional=bidirectional,
+                         conv_channels=32, hidden_size=24, num_layers=2)
+    model = AcousticModel(config).eval()
+    lengths = torch.tensor([37, 100, 64])
+    feats = torch.randn(3, 100, 80)
+    for i, n in enumerate(lengths):
+        feats[i, n:] = 0
+    batched, out_lengths = model(feats, lengths)
+    assert batched.shape == (3, int(out_lengths.max()), 29)
+    for i, n in enumerate(lengths.tolist()):
+        alone, alone_len = model(feats[i : i + 1, :n], lengths[i : i + 1])
+        assert alone_len.item() == out_lengths[i].item() == -(-n // subsampling)
+        torch.testing.assert_close(batched[i, : alone_len.item()], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_log_probs_normalised_and_output_lengths():
+    model = AcousticModel(ModelConfig(hidden_size=16, conv_channels=16, num_layers=1)).eval()
+    log_probs, lengths = model(torch.randn(2, 51, 80), torch.tensor([51, 20]))
+    assert lengths.tolist() == [26, 10] == model.output_lengths(torch.tensor([51, 20])).tolist()
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 26))
+
+
+def test_rejects_bad_subsampling():
+    with pytest.raises(ValueError, match="subsampling"):
+        AcousticModel(ModelConfig(subsampling=3))

@@ -1,0 +1,57 @@
+import json
+import pickle
+
+import pytest
+import torch
+
+from asr.model import AcousticModel, ModelConfig
+from asr.model_file import ModelFileError, load_model_file, read_header, save_model_file
+from asr.text import Tokenizer
+
+
+def small_model() -> AcousticModel:
+    torch.manual_seed(0)
+    return AcousticModel(ModelConfig(conv_channels=16, hidden_size=16, num_layers=1)).eval()
+
+
+def test_round_trip_rebuilds_the_same_model(tmp_path):
+    model = small_model()
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, model, Tokenizer(), "utterance", {"epochs": 3})
+    loaded, tokenizer, header = load_model_file(path)
+    assert header["model"] == model.config.to_dict() and header["info"] == {"epochs": 3}
+    assert header["features"] == {"normalization": "utterance"}
+    assert tokenizer.vocabulary == Tokenizer().vocabulary
+    x, n = torch.randn(1, 40, 80), torch.tensor([40])
+    torch.testing.assert_close(loaded(x, n)[0], model(x, n)[0])
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp files left
+
+
+def test_truncated_file_gives_clear_error(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, small_model(), Tokenizer(), "utterance")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match=str(path)):
+        load_model_file(path)
+
+
+def test_pickle_payload_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ModelFileError, match="not a readable model file"):
+        load_model_file(path)
+    assert not marker.exists()
+
+
+def test_header_readable_without_weights(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, small_model(), Tokenizer(), "none")
+    header = read_header(path)
+    assert json.loads(json.dumps(header))["features"]["normalization"] == "none"
