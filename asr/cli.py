@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+from asr import __version__
 from asr.audio import find_audio_files
 
 TRAINING_COMMANDS = ("fit", "validate", "test")
@@ -51,7 +52,9 @@ def _export(args: argparse.Namespace) -> int:
     from asr.model_file import load_weights_only_checkpoint
 
     checkpoint = load_weights_only_checkpoint(args.checkpoint)
-    module = CTCModule(**checkpoint["hyper_parameters"])
+    # LightningCLI stores bookkeeping keys (e.g. "_instantiator") beside the init arguments.
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    module = CTCModule(**hparams)
     module.load_state_dict(checkpoint["state_dict"])
     module.export(args.output, {"checkpoint": str(args.checkpoint)})
     print(f"model file written: {args.output}")
@@ -68,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr", description="Spoken-command recognition with a BiLSTM-CTC model."
     )
+    parser.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("transcribe", help="transcribe audio files or folders")
@@ -101,11 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_given = argv
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TRAINING_COMMANDS:
         from asr.train import main as train_main
 
-        train_main(argv)
+        # None lets LightningCLI read sys.argv itself (it warns when handed the same list).
+        train_main(args_given)
         return 0
     args = build_parser().parse_args(argv)
     return args.func(args)

@@ -56,8 +56,8 @@ def _as_float(value: torch.Tensor | float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def main(args: list[str]) -> None:
-    """Run LightningCLI on `args` (subcommand first: fit, validate or test)."""
+def main(args: list[str] | None = None) -> None:
+    """Run LightningCLI on `args`, or on sys.argv (subcommand first: fit, validate or test)."""
     TrainCLI(
         CTCModule,
         SpeechDataModule,

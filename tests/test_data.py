@@ -36,8 +36,10 @@ def test_epochs_differ_but_are_reproducible():
 @pytest.mark.parametrize("world", [2, 3])
 def test_ranks_get_disjoint_equal_shares(world):
     d = durations()
-    shares = [list(DurationBatchSampler(d, 3000, seed=5, num_replicas=world, rank=r))
-              for r in range(world)]
+    shares = [
+        list(DurationBatchSampler(d, 3000, seed=5, num_replicas=world, rank=r))
+        for r in range(world)
+    ]
     assert len({len(s) for s in shares}) == 1  # equal step counts, or DDP would hang
     flat = [i for s in shares for b in s for i in b]
     assert len(flat) == len(set(flat))
@@ -45,8 +47,10 @@ def test_ranks_get_disjoint_equal_shares(world):
 
 def test_validation_pads_so_every_item_is_seen():
     d = durations(31)
-    shares = [list(DurationBatchSampler(d, 500, shuffle=False, num_replicas=4, rank=r,
-                                        drop_last=False)) for r in range(4)]
+    shares = [
+        list(DurationBatchSampler(d, 500, shuffle=False, num_replicas=4, rank=r, drop_last=False))
+        for r in range(4)
+    ]
     assert len({len(s) for s in shares}) == 1
     assert {i for s in shares for b in s for i in b} == set(range(31))
 

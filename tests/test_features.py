@@ -9,10 +9,18 @@ def test_log_mel_matches_librosa(rng):
     """Same STFT, Slaney filterbank and scaling as librosa's defaults, zero-padded edges."""
     audio = (0.1 * rng.standard_normal(16_000)).astype(np.float32)
     reference = librosa.feature.melspectrogram(
-        y=audio, sr=16_000, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS,
-        center=True, pad_mode="constant", power=2.0,
+        y=audio,
+        sr=16_000,
+        n_fft=N_FFT,
+        hop_length=HOP_LENGTH,
+        n_mels=N_MELS,
+        center=True,
+        pad_mode="constant",
+        power=2.0,
     )  # (n_mels, frames)
-    feats, lengths = LogMel(normalization="none")(torch.from_numpy(audio)[None], torch.tensor([16_000]))
+    feats, lengths = LogMel(normalization="none")(
+        torch.from_numpy(audio)[None], torch.tensor([16_000])
+    )
     ours = feats[0].numpy().T  # (n_mels, frames)
     assert ours.shape == reference.shape and lengths.item() == reference.shape[1]
     # Tolerance on the log scale: 1e-3 nats, i.e. 0.1% relative on the power.

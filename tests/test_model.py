@@ -10,8 +10,13 @@ from asr.model import AcousticModel, ModelConfig
 def test_padding_invariance(subsampling, bidirectional):
     """Items in a padded batch get exactly the outputs they get alone."""
     torch.manual_seed(0)
-    config = ModelConfig(subsampling=subsampling, bidirectional=bidirectional,
-                         conv_channels=32, hidden_size=24, num_layers=2)
+    config = ModelConfig(
+        subsampling=subsampling,
+        bidirectional=bidirectional,
+        conv_channels=32,
+        hidden_size=24,
+        num_layers=2,
+    )
     model = AcousticModel(config).eval()
     lengths = torch.tensor([37, 100, 64])
     feats = torch.randn(3, 100, 80)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh machine: system packages, then the project in .venv/.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if ! command -v espeak-ng >/dev/null || ! command -v flite >/dev/null; then
+  # Text-to-speech voices for the synthetic command corpus and the tests.
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng flite >/dev/null
+fi
+
+PYTHON=$(command -v python3.11 || command -v python3)
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "asr needs Python >= 3.11"'
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv || {
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    "$PYTHON" -m venv .venv
+  }
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[dev]"
+echo "set-up done: $(.venv/bin/asr --version 2>/dev/null || echo asr) in .venv/"

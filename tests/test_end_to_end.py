@@ -1,0 +1,117 @@
+"""Train a tiny model through `asr fit`, export it, transcribe through the CLI and the API."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import asr
+from asr.audio import load_audio
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def asr_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "asr.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_model(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fit")
+    manifest = str(tiny_corpus / "manifest.jsonl")
+    model = out / "model.safetensors"
+    asr_cli(
+        "fit",
+        "--config",
+        "recipes/tiny/config.yaml",
+        "--data.train_manifest",
+        manifest,
+        "--data.val_manifest",
+        manifest,
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--export",
+        str(model),
+    )
+    return model
+
+
+def test_cli_transcribes_training_utterances(trained_model, tiny_corpus):
+    result = asr_cli(
+        "transcribe", "--model", str(trained_model), "--format", "jsonl", str(tiny_corpus / "wav")
+    )
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = {
+        json.loads(line)["audio"]: json.loads(line)["text"]
+        for line in (tiny_corpus / "manifest.jsonl").read_text().splitlines()
+    }
+    assert len(records) == len(expected) == 8
+    got = {str(Path(r["path"]).relative_to(tiny_corpus)): r["text"] for r in records}
+    assert got == expected
+
+
+def test_cli_evaluate_writes_recogs_errs_and_summary(trained_model, tiny_corpus, tmp_path):
+    result = asr_cli(
+        "evaluate",
+        str(tiny_corpus / "manifest.jsonl"),
+        "--model",
+        str(trained_model),
+        "--out-dir",
+        str(tmp_path),
+    )
+    assert "WER 0.00% [0 / 10, 0 ins, 0 del, 0 sub]" in result.stdout
+    assert len((tmp_path / "recogs").read_text().splitlines()) == 8
+    assert (tmp_path / "errs").read_text().startswith("WER 0.00%")
+
+
+def test_bad_file_does_not_stop_the_batch(trained_model, tiny_corpus, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....not really a wav")
+    good = tiny_corpus / "wav" / "en-us_yes.wav"
+    result = asr_cli(
+        "transcribe",
+        "--model",
+        str(trained_model),
+        "--format",
+        "jsonl",
+        str(bad),
+        str(good),
+        check=False,
+    )
+    assert result.returncode == 1
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["path"] == str(bad) and "broken.wav" in first["error"] and first["text"] == ""
+    assert second == {"path": str(good), "text": "yes"}
+    assert "broken.wav" in result.stderr
+
+
+def test_python_api(trained_model, tiny_corpus):
+    model = asr.load_model(trained_model)
+    wav = tiny_corpus / "wav" / "en-gb_go_left.wav"
+    array = load_audio(tiny_corpus / "wav" / "en-gb_stop.wav")
+    results = model.transcribe([wav, array, str(wav)], batch_size=2)
+    assert [r.text for r in results] == ["go left", "stop", "go left"]
+    assert results[0].path == str(wav) and results[1].path is None
+    # A batch of one and a batch of several agree: padding does not change the result.
+    assert model.transcribe(wav)[0].text == "go left"
+    bad = model.transcribe([np.array([np.nan, 0.0], dtype=np.float32)])[0]
+    assert bad.text == "" and "NaN" in bad.error
+
+
+def test_export_from_checkpoint(trained_model, tmp_path):
+    checkpoints = sorted(trained_model.parent.rglob("last.ckpt"))
+    assert checkpoints, "fit should keep a last.ckpt for resuming"
+    out = tmp_path / "again.safetensors"
+    asr_cli("export", str(checkpoints[0]), "-o", str(out))
+    assert asr.load_model(out).header["model"] == asr.load_model(trained_model).header["model"]
