@@ -1,0 +1,164 @@
+"""Word timestamps and confidences by CTC forced alignment of decoded text.
+
+The decoded text is aligned to the emissions with :func:`torchaudio.functional.forced_align`
+(per utterance, valid frames only). Token spans are grouped into words at the space token.
+
+Confidence. Each frame gets the posterior ``exp(log p_t(label))`` of the label the alignment put
+there (a character or the blank). A word owns the frames from the end of the preceding space (or
+the utterance start) to the start of the following space (or the utterance end). Those frames
+form runs of one label: the word's characters and the blank stretches around and between them.
+The word confidence is the mean over runs of the run's mean posterior, so each character and
+each blank stretch counts once however long it lasts (long silences do not swamp the word). It
+lies in [0, 1] and drops when another token competes at a character's frames (an ambiguous or
+substituted character) and when a character the text lacks is strongly present at frames the
+alignment had to call blank (a deleted character). The utterance confidence is the mean of its
+word confidences; for empty text it is the mean blank posterior over the valid frames (how sure
+the model is that nothing was said), and 0 for an utterance with no frames.
+"""
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torchaudio.functional as AF
+
+from asr.text import Tokenizer
+
+SPACE = " "
+
+
+@dataclass
+class Word:
+    """One aligned word.
+
+    Attributes:
+        word: the word's text.
+        start: start time in seconds (first frame of its first character * frame shift).
+        end: end time in seconds (frame after its last character's last frame * frame shift).
+        confidence: in [0, 1], see the module docstring.
+    """
+
+    word: str
+    start: float
+    end: float
+    confidence: float
+
+
+@dataclass
+class UtteranceAlignment:
+    """Aligned words of one utterance and its overall confidence in [0, 1]."""
+
+    words: list[Word] = field(default_factory=list)
+    confidence: float = 0.0
+
+    @property
+    def text(self) -> str:
+        """The words joined by single spaces."""
+        return " ".join(w.word for w in self.words)
+
+
+def _n_repeats(ids: Sequence[int]) -> int:
+    """Number of adjacent equal tokens (each needs a blank between them in CTC)."""
+    return sum(1 for a, b in itertools.pairwise(ids) if a == b)
+
+
+def _run_mean(labels: torch.Tensor, posteriors: torch.Tensor) -> float:
+    """Mean over runs of equal consecutive labels of the run's mean posterior.
+
+    Args:
+        labels: (N,) aligned labels of a word's frames.
+        posteriors: (N,) posterior of each frame's aligned label.
+    """
+    _, counts = torch.unique_consecutive(labels, return_counts=True)
+    run_ids = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    sums = torch.zeros(len(counts)).index_add_(0, run_ids, posteriors)
+    return float((sums / counts).mean())
+
+
+def align_words(
+    log_probs: torch.Tensor, text: str, tokenizer: Tokenizer, frame_shift: float
+) -> UtteranceAlignment:
+    """Force-align ``text`` to one utterance's emissions and return word timings.
+
+    Args:
+        log_probs: (T, V) CTC log-probabilities of the valid frames only.
+        text: normalised text (extra whitespace is squeezed).
+        tokenizer: the model's tokenizer (blank id 0, space as word separator).
+        frame_shift: seconds per output frame (0.01 x subsampling factor).
+
+    Returns:
+        The aligned words and the utterance confidence.
+
+    Raises:
+        ValueError: the text does not fit in ``T`` frames, or has characters outside the
+            vocabulary.
+    """
+    log_probs = log_probs.detach().to("cpu", torch.float32)
+    frames = log_probs.shape[0]
+    words = text.split()
+    if not words:
+        if frames == 0:
+            return UtteranceAlignment([], 0.0)
+        blank = log_probs[:, tokenizer.blank_id].exp().mean()
+        return UtteranceAlignment([], float(blank))
+    ids = tokenizer.encode(" ".join(words))
+    if len(ids) + _n_repeats(ids) > frames:
+        raise ValueError(f"{text!r} needs more than the {frames} frames available")
+    aligned, scores = AF.forced_align(
+        log_probs.unsqueeze(0),
+        torch.tensor([ids], dtype=torch.int32),
+        blank=tokenizer.blank_id,
+    )
+    labels, posteriors = aligned[0], scores[0].exp()
+    spans = AF.merge_tokens(labels, posteriors, blank=tokenizer.blank_id)
+    space_id = tokenizer.vocabulary.index(SPACE)
+    # One span per target token, in order; split them into words at the space spans, and give
+    # each word the frames between the neighbouring spaces.
+    groups: list[list] = [[]]
+    bounds = [0]
+    for span in spans:
+        if span.token == space_id:
+            bounds += [span.start, span.end]
+            groups.append([])
+        else:
+            groups[-1].append(span)
+    bounds.append(frames)
+    out = [
+        Word(
+            word=word,
+            start=group[0].start * frame_shift,
+            end=group[-1].end * frame_shift,
+            confidence=_run_mean(labels[lo:hi], posteriors[lo:hi]),
+        )
+        for word, group, lo, hi in zip(words, groups, bounds[::2], bounds[1::2], strict=True)
+    ]
+    return UtteranceAlignment(out, sum(w.confidence for w in out) / len(out))
+
+
+def align_batch(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    texts: Sequence[str],
+    tokenizer: Tokenizer,
+    frame_shift: float,
+) -> list[UtteranceAlignment]:
+    """:func:`align_words` for each utterance of a batch.
+
+    Args:
+        log_probs: (B, T, V) CTC log-probabilities.
+        lengths: (B,) valid frames per utterance.
+        texts: B decoded texts.
+        tokenizer: the model's tokenizer.
+        frame_shift: seconds per output frame.
+
+    Returns:
+        B alignments in batch order.
+    """
+    if len(texts) != log_probs.shape[0]:
+        raise ValueError(f"{len(texts)} texts for a batch of {log_probs.shape[0]}")
+    log_probs = log_probs.detach().to("cpu", torch.float32)
+    return [
+        align_words(log_probs[b, : int(n)], text, tokenizer, frame_shift)
+        for b, (n, text) in enumerate(zip(lengths.tolist(), texts, strict=True))
+    ]
