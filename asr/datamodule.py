@@ -14,7 +14,8 @@ class SpeechDataModule(L.LightningDataModule):
     """Loads JSONL manifests ({"audio", "text", "duration"} per line).
 
     Args:
-        train_manifest, val_manifest, test_manifest: manifest paths (test optional).
+        train_manifest, val_manifest, test_manifest: manifest path, or a list of them whose
+            utterances are pooled (test optional).
         max_frames: padded feature frames (10 ms) per batch; the batch-size knob.
         num_workers: dataloader worker processes (audio reading and resampling).
         speed_factors: speed perturbation factors for training audio, e.g. [0.9, 1.0, 1.1].
@@ -23,9 +24,9 @@ class SpeechDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train_manifest: str,
-        val_manifest: str,
-        test_manifest: str | None = None,
+        train_manifest: str | list[str],
+        val_manifest: str | list[str],
+        test_manifest: str | list[str] | None = None,
         max_frames: int = 20_000,
         num_workers: int = 2,
         speed_factors: Sequence[float] | None = None,
@@ -35,8 +36,10 @@ class SpeechDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
 
-    def _loader(self, manifest: str, train: bool) -> DataLoader:
-        records = read_manifest(manifest)
+    def _loader(self, manifests: str | list[str], train: bool) -> DataLoader:
+        if isinstance(manifests, str):
+            manifests = [manifests]
+        records = [r for m in manifests for r in read_manifest(m)]
         dataset = SpeechDataset(
             records, self.tokenizer, self.hparams.speed_factors if train else None
         )
