@@ -1,0 +1,230 @@
+"""Tests for recipes/commands: grammar, voice pools, augmentation, and a tiny synthesis run."""
+
+import dataclasses
+import importlib
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.audio import SAMPLE_RATE
+from asr.manifest import read_manifest
+from asr.text import normalize_text
+
+COMMANDS_DIR = Path(__file__).resolve().parents[1] / "recipes" / "commands"
+HAVE_TTS = bool(shutil.which("espeak-ng") and shutil.which("flite"))
+needs_tts = pytest.mark.skipif(not HAVE_TTS, reason="espeak-ng and flite are not installed")
+
+
+def load(name: str):
+    if str(COMMANDS_DIR) not in sys.path:
+        sys.path.insert(0, str(COMMANDS_DIR))  # the recipe's scripts import their siblings
+    return importlib.import_module(name)
+
+
+grammar = load("grammar")
+synthesize = load("synthesize")
+commands = load("prepare")
+
+
+# --- grammar ---------------------------------------------------------------------------------
+def test_grammar_is_well_formed_and_deterministic():
+    grammar.check_grammar()
+    assert grammar.generate_many(50, seed=3) == grammar.generate_many(50, seed=3)
+    assert grammar.generate_many(50, seed=3) != grammar.generate_many(50, seed=4)
+
+
+def test_generated_texts_are_normalised_and_covered_by_the_word_list():
+    rng = random.Random(0)
+    samples = [grammar.generate(rng) for _ in range(3000)]
+    vocabulary = set(grammar.vocabulary())
+    for _, text in samples:
+        assert text == normalize_text(text)
+        assert set(text.split()) <= vocabulary, text
+    assert {domain for domain, _ in samples} == set(grammar.DOMAIN_WEIGHTS)
+    assert len({text for _, text in samples}) > 800  # varied, not a handful of phrases
+
+
+def test_grammar_covers_the_required_domains():
+    words = set(grammar.vocabulary())
+    assert len(grammar.SPEECH_COMMANDS_WORDS) == 35
+    assert set(grammar.SPEECH_COMMANDS_WORDS) <= words
+    assert {"oh", "hundred", "ninety", "nineteen", "meters", "degrees"} <= words
+    assert {"ace", "jack", "queen", "king", "clubs", "diamonds", "hearts", "spades"} <= words
+    assert {"kitchen", "garage", "tv", "temperature", "unmute", "previous", "alarm"} <= words
+    texts = set(grammar.generate_many(20000, seed=1))
+    assert "turn on the living room lights" in texts
+    assert any(t.startswith("set a timer for ") and t.endswith(" minutes") for t in texts)
+    assert any(
+        len(t.split()) == 6 and set(t.split()) <= set(grammar.GRAMMAR["digit"]) for t in texts
+    )
+    assert any(t.count(" of ") == 3 for t in texts)  # three cards in a row
+
+
+# --- voices ----------------------------------------------------------------------------------
+def test_train_and_test_voice_pools_are_disjoint():
+    synthesize.check_voice_pools()
+    train = {v.identity for group in synthesize.voices("train") for v in group}
+    test = {v.identity for group in synthesize.voices("test") for v in group}
+    assert not train & test
+    assert "flite:rms" in test and "flite:kal" in train
+    assert any(i.startswith("espeak:") for i in test)
+    assert synthesize.Voice("flite", "kal16").identity == synthesize.Voice("flite", "kal").identity
+    assert synthesize.Voice("espeak", "en-us+m3").identity == "espeak:m3"
+
+
+def test_plans_use_only_their_pool_and_are_deterministic():
+    test_ids = {v.identity for group in synthesize.voices("test") for v in group}
+    train_plan = synthesize.plan("train", 300, seed=0, pool="train")
+    test_plan = synthesize.plan("test", 100, seed=0, pool="test")
+    assert not {u.voice.identity for u in train_plan} & test_ids
+    assert {u.voice.identity for u in test_plan} <= test_ids
+    assert {u.voice.engine for u in test_plan} == {"espeak", "flite"}
+    assert synthesize.plan("train", 20, seed=0, pool="train") == train_plan[:20]  # prefix
+    assert synthesize.plan("train", 20, seed=1, pool="train") != train_plan[:20]
+    commands.check_disjoint(train_plan + test_plan)
+
+
+def test_check_disjoint_catches_a_leak():
+    test_plan = synthesize.plan("test", 3, seed=0, pool="test")
+    leaked = dataclasses.replace(test_plan[0], split="train")
+    with pytest.raises(AssertionError, match="test voices used in train/dev"):
+        commands.check_disjoint([*test_plan, leaked])
+
+
+@needs_tts
+def test_configured_voices_exist():
+    synthesize.check_tools()
+    wanted = set(synthesize.ESPEAK_TRAIN_VARIANTS + synthesize.ESPEAK_TEST_VARIANTS) - {""}
+    assert wanted <= synthesize.available_espeak_variants()
+
+
+# --- augmentation ----------------------------------------------------------------------------
+def tone(seconds: float = 1.0, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def band_energy(audio: np.ndarray, low: float, high: float) -> float:
+    spectrum = np.abs(np.fft.rfft(audio)) ** 2
+    freqs = np.fft.rfftfreq(audio.size, 1 / SAMPLE_RATE)
+    return float(spectrum[(freqs >= low) & (freqs < high)].sum())
+
+
+@pytest.mark.parametrize("factor", [0.85, 1.2])
+def test_speed_perturbation_changes_length(factor):
+    out = synthesize.speed_perturb(tone(), factor)
+    assert out.size == pytest.approx(SAMPLE_RATE / factor, abs=2)
+
+
+@pytest.mark.parametrize("kind", synthesize.NOISE_KINDS)
+def test_noise_is_added_at_the_requested_snr(kind):
+    clean = tone().astype(np.float64)
+    noise = synthesize.make_noise(kind, clean.size, np.random.default_rng(0))
+    power = float(np.mean(clean**2))
+    noisy = synthesize.add_noise(clean, noise, 10.0, power)
+    measured = 10 * np.log10(power / np.mean((noisy - clean) ** 2))
+    assert measured == pytest.approx(10.0, abs=0.01)
+
+
+def test_noise_colours():
+    rng = np.random.default_rng(0)
+    white = synthesize.make_noise("white", SAMPLE_RATE, rng)
+    pink = synthesize.make_noise("pink", SAMPLE_RATE, rng)
+    babble = synthesize.make_noise("babble", SAMPLE_RATE, rng)
+    ratio = {n: band_energy(x, 50, 500) / band_energy(x, 4000, 8000) for n, x in
+             [("white", white), ("pink", pink), ("babble", babble)]}  # fmt: skip
+    assert ratio["white"] < 0.2  # white: energy proportional to bandwidth
+    assert ratio["pink"] > 1.0
+    assert ratio["babble"] > 100  # nothing above 4 kHz
+
+
+def test_reverb_keeps_length_and_smears_energy():
+    impulse = np.zeros(SAMPLE_RATE)
+    impulse[100] = 1.0
+    wet = synthesize.reverberate(impulse, 0.5, np.random.default_rng(0))
+    assert wet.size == impulse.size
+    assert wet[100] == pytest.approx(1.0)
+    tail = wet[101 + SAMPLE_RATE // 100 :]
+    assert np.sum(tail**2) > 0.01  # reverberant energy after the direct sound
+    assert np.abs(wet[SAMPLE_RATE - 100 :]).max() < 0.01  # decayed after ~0.9 s (RT60 0.5 s)
+
+
+def test_telephone_band_limits():
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1
+    phone = synthesize.telephone(white)
+    assert phone.size == pytest.approx(white.size, abs=2)
+    kept = band_energy(phone, 500, 3000) / band_energy(white, 500, 3000)
+    above = band_energy(phone, 4200, 8000) / band_energy(white, 4200, 8000)
+    below = band_energy(phone, 20, 120) / band_energy(white, 20, 120)
+    assert kept > 0.5
+    assert above < 0.01
+    assert below < 0.2
+
+
+def test_augment_is_deterministic_and_never_clips():
+    for utterance in synthesize.plan("train", 30, seed=5, pool="train"):
+        utterance = dataclasses.replace(utterance, augment={**utterance.augment, "gain_db": 20.0})
+        first = synthesize.augment(tone(0.5), utterance)
+        assert np.array_equal(first, synthesize.augment(tone(0.5), utterance))
+        assert np.isfinite(first).all()
+        assert np.abs(first).max() <= synthesize.MAX_PEAK + 1e-6
+        pad = sum(utterance.augment["pad"])
+        speed = utterance.augment.get("speed", 1.0)
+        expected = 0.5 * SAMPLE_RATE / speed + pad * SAMPLE_RATE
+        assert first.size == pytest.approx(expected, abs=3)
+
+
+# --- synthesis -------------------------------------------------------------------------------
+@needs_tts
+@pytest.mark.parametrize("voice", ["espeak:en-us+f3", "flite:slt", "flite:kal"])
+def test_speak_produces_16khz_speech(voice):
+    engine, name = voice.split(":")
+    utterance = dataclasses.replace(
+        synthesize.plan("train", 1, seed=0, pool="train")[0],
+        text="turn on the kitchen light",
+        voice=synthesize.Voice(engine, name),
+        rate=160.0 if engine == "espeak" else 1.0,
+        pitch=50.0 if engine == "espeak" else 120.0,
+    )
+    audio = synthesize.speak(utterance)
+    assert audio.dtype == np.float32
+    assert 0.8 * SAMPLE_RATE < audio.size < 4 * SAMPLE_RATE
+    assert np.abs(audio).max() > 0.05
+
+
+@needs_tts
+def test_prepare_tiny_corpus(tmp_path):
+    counts = {"train": 4, "dev": 2, "test": 3}
+    by_split = commands.prepare(tmp_path / "a", counts, seed=7, jobs=1)
+    assert {split: len(records) for split, records in by_split.items()} == counts
+    manifests = {split: read_manifest(tmp_path / "a" / f"{split}.jsonl") for split in counts}
+    seen = {r["speaker"] for r in manifests["train"] + manifests["dev"]}
+    test_ids = {v.id for group in synthesize.voices("test") for v in group}
+    assert {r["speaker"] for r in manifests["test"]} <= test_ids
+    assert not seen & test_ids
+    for record in manifests["train"]:
+        info = sf.info(record["audio"])
+        assert (info.samplerate, info.channels, info.subtype) == (SAMPLE_RATE, 1, "PCM_16")
+        assert record["duration"] == pytest.approx(info.frames / SAMPLE_RATE, abs=1e-3)
+        assert record["duration"] > 0.3
+        assert record["text"] == normalize_text(record["text"])
+    words = (tmp_path / "a" / "words.txt").read_text().split()
+    assert words == grammar.vocabulary()
+
+    # Idempotent: a second run reuses every wav file.
+    wavs = sorted((tmp_path / "a" / "wav").rglob("*.wav"))
+    stamps = [p.stat().st_mtime_ns for p in wavs]
+    commands.prepare(tmp_path / "a", counts, seed=7, jobs=1)
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "a" / "wav").rglob("*.wav"))] == stamps
+
+    # Deterministic: two worker processes produce byte-identical files.
+    commands.prepare(tmp_path / "b", counts, seed=7, jobs=2)
+    for path in wavs:
+        twin = tmp_path / "b" / path.relative_to(tmp_path / "a")
+        assert twin.read_bytes() == path.read_bytes()
