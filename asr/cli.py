@@ -3,11 +3,58 @@
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from asr import __version__
 from asr.audio import find_audio_files
 
+if TYPE_CHECKING:
+    from asr.transcribe import DecodingOptions, Transcription
+
 TRAINING_COMMANDS = ("fit", "validate", "test")
+
+
+def _decoding_options(args: argparse.Namespace) -> "DecodingOptions":
+    from asr.text import normalize_text
+    from asr.transcribe import DecodingOptions
+
+    commands = None
+    if args.commands:
+        with open(args.commands, encoding="utf-8") as f:
+            commands = tuple(p for p in (normalize_text(line) for line in f) if p)
+        if not commands:
+            raise SystemExit(f"asr: {args.commands}: no phrases in the command list")
+    return DecodingOptions(
+        beam_size=args.beam_size,
+        lexicon=args.lexicon,
+        lm=args.lm,
+        lm_weight=args.lm_weight,
+        word_score=args.word_score,
+        commands=commands,
+        rejection_threshold=args.threshold,
+    )
+
+
+def _record(given: str, result: "Transcription") -> dict:
+    """The JSON object printed for one file; text is data, escaped by json.dumps."""
+    record: dict = {"path": given, "text": result.text}
+    if result.error:
+        record["error"] = result.error
+        return record
+    record["confidence"] = round(result.confidence, 4)
+    record["words"] = [
+        {
+            "word": w.word,
+            "start": round(w.start, 3),
+            "end": round(w.end, 3),
+            "confidence": round(w.confidence, 4),
+        }
+        for w in result.words
+    ]
+    if result.rejected is not None:
+        record["rejected"] = result.rejected
+        record["command_score"] = round(result.command_score, 4)
+    return record
 
 
 def _transcribe(args: argparse.Namespace) -> int:
@@ -17,18 +64,16 @@ def _transcribe(args: argparse.Namespace) -> int:
     if not files:
         print("asr transcribe: no audio files found in the given paths", file=sys.stderr)
         return 1
+    options = _decoding_options(args)
     recognizer = load_model(args.model)
-    results = recognizer.transcribe(files, batch_size=args.batch_size)
+    results = recognizer.transcribe(files, batch_size=args.batch_size, options=options)
     failed = 0
     for given, result in zip(files, results, strict=True):
         if result.error:
             failed += 1
             print(f"asr transcribe: error: {result.error}", file=sys.stderr)
         if args.format == "jsonl":
-            record = {"path": str(given), "text": result.text}
-            if result.error:
-                record["error"] = result.error
-            print(json.dumps(record, ensure_ascii=False))
+            print(json.dumps(_record(str(given), result), ensure_ascii=False))
         elif not result.error:
             print(f"{given}\t{result.text}")
     if failed:
@@ -40,7 +85,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from asr.evaluate import evaluate
     from asr.transcribe import load_model
 
-    wer, cer = evaluate(load_model(args.model), args.manifest, args.out_dir, args.batch_size)
+    options = _decoding_options(args)
+    recognizer = load_model(args.model)
+    wer, cer = evaluate(recognizer, args.manifest, args.out_dir, args.batch_size, options)
     print(wer.summary("WER"))
     print(cer.summary("CER"))
     print(f"recogs and errs written to {args.out_dir}")
@@ -67,6 +114,22 @@ def _manifest(args: argparse.Namespace) -> int:
     return manifest_main(args.rest) or 0
 
 
+def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("decoding (default: greedy)")
+    g.add_argument("--beam-size", type=int, default=1, help="beam search when > 1")
+    g.add_argument("--lexicon", help="word list (one per line): beam search spells only these")
+    g.add_argument("--lm", help="ARPA word n-gram LM for beam search (needs --lexicon)")
+    g.add_argument("--lm-weight", type=float, default=0.5)
+    g.add_argument("--word-score", type=float, default=0.0, help="per-word insertion bonus")
+    g.add_argument("--commands", help="file of allowed phrases, one per line")
+    g.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="with --commands: reject below this score in [0, 1]",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr", description="Spoken-command recognition with a BiLSTM-CTC model."
@@ -79,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
     p.add_argument("--batch-size", type=int, default=16)
+    _add_decoding_arguments(p)
     p.set_defaults(func=_transcribe)
 
     p = sub.add_parser("evaluate", help="decode a manifest; write recogs/errs and WER")
@@ -86,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--out-dir", default="exp/evaluate", help="where recogs and errs go")
     p.add_argument("--batch-size", type=int, default=16)
+    _add_decoding_arguments(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="turn a Lightning checkpoint into a model file")

@@ -7,11 +7,15 @@ import jiwer
 from asr.manifest import read_manifest
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.text import normalize_text
-from asr.transcribe import Recognizer
+from asr.transcribe import DecodingOptions, Recognizer
 
 
 def evaluate(
-    recognizer: Recognizer, manifest: str | Path, out_dir: str | Path, batch_size: int = 16
+    recognizer: Recognizer,
+    manifest: str | Path,
+    out_dir: str | Path,
+    batch_size: int = 16,
+    options: DecodingOptions | None = None,
 ) -> tuple[ErrorCounts, ErrorCounts]:
     """Decode every utterance of `manifest` and score it.
 
@@ -23,7 +27,8 @@ def evaluate(
         Word and character error counts.
     """
     records = read_manifest(manifest)
-    results = recognizer.transcribe([r["audio"] for r in records], batch_size=batch_size)
+    audio = [r["audio"] for r in records]
+    results = recognizer.transcribe(audio, batch_size=batch_size, options=options)
     refs = [normalize_text(r["text"]) for r in records]
     hyps = [res.text for res in results]
     wer, cer = word_errors(refs, hyps), char_errors(refs, hyps)

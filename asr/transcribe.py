@@ -1,13 +1,17 @@
 """Transcription: the Python API behind `asr.load_model(...).transcribe(...)`."""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from asr.alignment import Word, align_batch
 from asr.audio import AudioError, load_audio
+from asr.beam_search import BeamSearchDecoder, read_word_list
+from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
 from asr.features import LogMel
 from asr.model import AcousticModel
@@ -25,14 +29,61 @@ class Transcription:
     """The result for one input.
 
     Attributes:
-        text: the recognised text ("" when `error` is set).
+        text: the recognised text ("" when `error` is set or the command was rejected).
         path: the input's path as given, or None for an array.
         error: why this input could not be transcribed, or None.
+        words: each word with start/end seconds and a confidence in [0, 1].
+        confidence: utterance confidence in [0, 1].
+        rejected: with a command list, True when no allowed phrase matched well enough.
+        command_score: with a command list, the best phrase's rejection score in [0, 1].
     """
 
     text: str
     path: str | None = None
     error: str | None = None
+    words: list[Word] = field(default_factory=list)
+    confidence: float = 0.0
+    rejected: bool | None = None
+    command_score: float | None = None
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How log-probs become text.
+
+    Attributes:
+        beam_size: 1 for greedy decoding, more for beam search (torchaudio's flashlight).
+        lexicon: word-list file; beam search then only spells these words.
+        lm: ARPA n-gram language model file (needs a lexicon).
+        lm_weight, word_score: LM weight and per-word insertion bonus for beam search.
+        commands: allowed phrases; each utterance becomes the most likely phrase or "".
+        rejection_threshold: with commands, reject when the phrase's score is below this.
+    """
+
+    beam_size: int = 1
+    lexicon: str | None = None
+    lm: str | None = None
+    lm_weight: float = 0.5
+    word_score: float = 0.0
+    commands: tuple[str, ...] | None = None
+    rejection_threshold: float = DEFAULT_REJECTION_THRESHOLD
+
+    @cached_property
+    def decoder(self) -> BeamSearchDecoder | CommandDecoder | None:
+        """The decoder these options describe (None: greedy); built once, it is costly."""
+        if self.commands:
+            return CommandDecoder(list(self.commands), Tokenizer(), self.rejection_threshold)
+        if self.beam_size > 1 or self.lexicon or self.lm:
+            lexicon = read_word_list(self.lexicon) if self.lexicon else None
+            return BeamSearchDecoder(
+                Tokenizer(),
+                lexicon=lexicon,
+                lm_path=self.lm,
+                beam_size=self.beam_size,
+                lm_weight=self.lm_weight,
+                word_score=self.word_score,
+            )
+        return None
 
 
 class Recognizer:
@@ -45,6 +96,7 @@ class Recognizer:
         self.tokenizer = tokenizer
         self.features = LogMel(normalization)
         self.header = header
+        self.frame_shift = 0.01 * model.config.subsampling  # seconds per output frame
 
     @torch.inference_mode()
     def log_probs(self, audio: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,26 +113,57 @@ class Recognizer:
         return self.model(feats, frame_lengths)
 
     def transcribe(
-        self, inputs: AudioInput | Sequence[AudioInput], batch_size: int = 16
+        self,
+        inputs: AudioInput | Sequence[AudioInput],
+        batch_size: int = 16,
+        options: DecodingOptions | None = None,
     ) -> list[Transcription]:
         """Transcribe files (any format and rate soundfile reads) or 16 kHz mono arrays.
 
         A file that cannot be read gives a result with `.error` set (naming the file and
         the reason) and empty text; the other inputs are still transcribed.
 
+        Args:
+            options: decoding method (default: greedy).
+
         Returns:
-            One `Transcription` per input, in input order.
+            One `Transcription` per input, in input order, with word timings and confidences.
         """
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
+        options = options or DecodingOptions()
         results: list[Transcription] = []
         window = batch_size * SORT_WINDOW
         for start in range(0, len(inputs), window):
-            results += self._transcribe_window(inputs[start : start + window], batch_size)
+            results += self._transcribe_window(inputs[start : start + window], batch_size, options)
+        return results
+
+    def decode(
+        self, log_probs: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions
+    ) -> list[Transcription]:
+        """Decode (B, T, V) log-probs with (B,) valid frames into B results (no paths)."""
+        decoder = options.decoder
+        results = [Transcription("") for _ in range(len(lengths))]
+        if isinstance(decoder, CommandDecoder):
+            for result, choice in zip(results, decoder(log_probs, lengths), strict=True):
+                result.text, result.rejected = choice.text, choice.rejected
+                result.command_score = choice.score
+        elif decoder is not None:
+            for result, text in zip(results, decoder(log_probs, lengths), strict=True):
+                result.text = text
+        else:
+            for result, text in zip(
+                results, greedy_texts(log_probs, lengths, self.tokenizer), strict=True
+            ):
+                result.text = text
+        texts = [r.text for r in results]
+        alignments = align_batch(log_probs, lengths, texts, self.tokenizer, self.frame_shift)
+        for result, alignment in zip(results, alignments, strict=True):
+            result.words, result.confidence = alignment.words, alignment.confidence
         return results
 
     def _transcribe_window(
-        self, inputs: Sequence[AudioInput], batch_size: int
+        self, inputs: Sequence[AudioInput], batch_size: int, options: DecodingOptions
     ) -> list[Transcription]:
         results = [Transcription("", None if isinstance(x, np.ndarray) else str(x)) for x in inputs]
         audio: dict[int, np.ndarray] = {}
@@ -92,10 +175,9 @@ class Recognizer:
         order = sorted(audio, key=lambda i: len(audio[i]))
         for batch in _chunks(order, batch_size):
             log_probs, lengths = self.log_probs([audio[i] for i in batch])
-            for i, text in zip(
-                batch, greedy_texts(log_probs, lengths, self.tokenizer), strict=True
-            ):
-                results[i].text = text
+            for i, decoded in zip(batch, self.decode(log_probs, lengths, options), strict=True):
+                decoded.path = results[i].path
+                results[i] = decoded
         return results
 
 
