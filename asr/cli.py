@@ -103,7 +103,12 @@ def _export(args: argparse.Namespace) -> int:
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
     module = CTCModule(**hparams)
     module.load_state_dict(checkpoint["state_dict"])
-    module.export(args.output, {"checkpoint": str(args.checkpoint)})
+    info = {
+        "checkpoint": str(args.checkpoint),
+        "epochs": checkpoint.get("epoch"),
+        "steps": checkpoint.get("global_step"),
+    }
+    module.export(args.output, info, half=args.half)
     print(f"model file written: {args.output}")
     return 0
 
@@ -156,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="turn a Lightning checkpoint into a model file")
     p.add_argument("checkpoint", help="a .ckpt file written by `asr fit`")
     p.add_argument("-o", "--output", required=True, help="model file to write")
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half size)")
     p.set_defaults(func=_export)
 
     p = sub.add_parser(

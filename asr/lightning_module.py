@@ -161,6 +161,6 @@ class CTCModule(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
 
-    def export(self, path: str | Path, info: dict | None = None) -> None:
+    def export(self, path: str | Path, info: dict | None = None, half: bool = False) -> None:
         """Write a self-contained model file (see `asr.model_file`)."""
-        save_model_file(path, self.model, self.tokenizer, self.hparams.normalization, info)
+        save_model_file(path, self.model, self.tokenizer, self.hparams.normalization, info, half)

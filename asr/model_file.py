@@ -32,11 +32,14 @@ def save_model_file(
     tokenizer: Tokenizer,
     normalization: str,
     info: dict[str, Any] | None = None,
+    half: bool = False,
 ) -> None:
     """Write the model atomically: a crash mid-write never leaves a truncated file behind.
 
     Args:
         info: free-form provenance (data, epochs, scores) stored alongside the settings.
+        half: store floating-point weights as float16 (half the size; loading casts back
+            to float32).
     """
     header = {
         "format_version": FORMAT_VERSION,
@@ -48,6 +51,8 @@ def save_model_file(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -83,7 +88,7 @@ def load_model_file(path: str | Path) -> tuple[AcousticModel, Tokenizer, dict[st
     model = AcousticModel(ModelConfig(**header["model"]))
     try:
         weights = load_file(str(path))
-        model.load_state_dict(weights)
+        model.load_state_dict(weights)  # copies into float32 parameters, whatever was stored
     except (SafetensorError, RuntimeError) as err:
         raise ModelFileError(f"{path}: weights do not match the settings ({err})") from None
     model.eval()

@@ -55,3 +55,15 @@ def test_header_readable_without_weights(tmp_path):
     save_model_file(path, small_model(), Tokenizer(), "none")
     header = read_header(path)
     assert json.loads(json.dumps(header))["features"]["normalization"] == "none"
+
+
+def test_half_precision_file_is_smaller_and_close(tmp_path):
+    model = small_model()
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    save_model_file(full, model, Tokenizer(), "utterance")
+    save_model_file(half, model, Tokenizer(), "utterance", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, _, _ = load_model_file(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x, n = torch.randn(1, 40, 80), torch.tensor([40])
+    torch.testing.assert_close(loaded(x, n)[0], model(x, n)[0], atol=1e-2, rtol=0)

@@ -1,0 +1,59 @@
+from itertools import pairwise
+from types import SimpleNamespace
+
+import torch
+
+from asr.lightning_module import CTCModule
+
+
+def batch(seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([16_000, 9_000])
+    audio = 0.1 * torch.randn(2, 16_000, generator=g)
+    audio[1, 9_000:] = 0
+    tokens = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
+    return {
+        "audio": audio,
+        "audio_lengths": lengths,
+        "tokens": tokens,
+        "token_lengths": torch.tensor([4, 2]),
+        "texts": ["abcd", "ef"],
+    }
+
+
+def small_module(**kwargs) -> CTCModule:
+    return CTCModule(conv_channels=16, hidden_size=16, num_layers=1, **kwargs)
+
+
+def test_spec_augment_masks_training_features_only():
+    module = small_module(spec_augment=2, freq_mask=20, time_mask=30)
+    feats = torch.randn(4, 200, 80) + 5  # no zeros before masking
+    masked = module._augment(feats)
+    zeroed = (masked == 0).float().mean()
+    assert 0 < zeroed < 0.6
+    assert torch.equal(small_module(spec_augment=0)._augment(feats), feats)
+
+
+def test_ctc_loss_is_fp32_and_finite_under_bf16_autocast(monkeypatch):
+    module = small_module(spec_augment=0)
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = module._shared_step(batch(), "train")
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)
+
+
+def test_warmup_then_cosine_schedule():
+    module = small_module(lr=1e-3, warmup_steps=10, final_lr_ratio=0.1)
+    module.trainer = SimpleNamespace(estimated_stepping_batches=110)  # type: ignore[assignment]
+    config = CTCModule.configure_optimizers(module)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(110):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == 1e-4 and max(lrs) == lrs[9] == 1e-3  # linear warmup to the peak
+    assert all(a >= b for a, b in pairwise(lrs[9:]))  # then only decays
+    assert abs(lrs[-1] - 1e-4) < 1e-5  # to final_lr_ratio * lr
