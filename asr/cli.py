@@ -113,6 +113,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_lm(args: argparse.Namespace) -> int:
+    from asr.beam_search import lexicon_words_from_transcripts
+    from asr.manifest import read_manifest
+    from asr.ngram import write_arpa
+
+    texts = [r["text"] for m in args.manifests for r in read_manifest(m)]
+    words = lexicon_words_from_transcripts(texts)
+    write_arpa(texts, args.output, order=args.order)
+    print(f"{args.output}: {args.order}-gram LM from {len(texts)} transcripts")
+    if args.words:
+        with open(args.words, "w", encoding="utf-8") as f:
+            f.write("\n".join(words) + "\n")
+        print(f"{args.words}: {len(words)} words")
+    return 0
+
+
 def _manifest(args: argparse.Namespace) -> int:
     from asr.manifest import main as manifest_main
 
@@ -163,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="model file to write")
     p.add_argument("--half", action="store_true", help="store weights as float16 (half size)")
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("build-lm", help="word n-gram LM (ARPA) and word list from manifests")
+    p.add_argument("manifests", nargs="+", help="JSONL manifests whose text trains the LM")
+    p.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    p.add_argument("--order", type=int, default=3)
+    p.add_argument("--words", help="also write the word list (a lexicon for --lexicon)")
+    p.set_defaults(func=_build_lm)
 
     p = sub.add_parser(
         "manifest", help="build a JSONL manifest from a folder or a table", add_help=False

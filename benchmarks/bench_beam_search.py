@@ -29,6 +29,9 @@ import torch
 
 from asr.beam_search import BeamSearchDecoder
 from asr.decoding import greedy_texts
+from asr.features import HOP_LENGTH, LogMel
+from asr.model import AcousticModel, ModelConfig
+from asr.model_file import load_model_file
 from asr.text import Tokenizer
 
 WORDS = [
@@ -150,6 +153,30 @@ def load_pyctcdecode(
     return decode
 
 
+def acoustic_forward_time(args: argparse.Namespace) -> tuple[float, int]:
+    """Features + acoustic model forward on audio that yields `args.frames` output frames.
+
+    Runs with torch's default threads (all cores), as transcription does; the decoders run
+    on one thread. Returns (median seconds per batch, threads).
+    """
+    if args.model:
+        model = load_model_file(args.model)[0]
+    else:
+        config = ModelConfig(subsampling=4, conv_channels=192, hidden_size=192, num_layers=3)
+        model = AcousticModel(config).eval()
+    samples = args.frames * model.config.subsampling * HOP_LENGTH
+    audio = 0.1 * torch.randn(args.batch, samples, generator=torch.Generator().manual_seed(SEED))
+    lengths = torch.full((args.batch,), samples)
+    features = LogMel()
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(*features(audio, lengths))
+
+    seconds, _ = best_time(forward, args.repeats)
+    return seconds, torch.get_num_threads()
+
+
 def main() -> None:
     """Parse arguments, run the timings and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -157,7 +184,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--beam", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--model",
+        help="model file for the forward-time comparison "
+        "(default: random weights of the bundled model's shape)",
+    )
     args = parser.parse_args()
+    forward_s, forward_threads = acoustic_forward_time(args)
     torch.set_num_threads(1)
 
     tokenizer = Tokenizer()
@@ -195,6 +228,13 @@ def main() -> None:
             f"{name:<40} {seconds * 1e3:>10.2f} {seconds * 1e3 / args.batch:>8.3f} "
             f"{seconds / greedy_s:>9.1f} {exact:>3}/{args.batch}"
         )
+    print(
+        f"acoustic model forward (features + model, {forward_threads} threads, same batch: "
+        f"{args.batch} x {args.frames * 4 * HOP_LENGTH / 16000:.1f} s audio): "
+        f"{forward_s * 1e3:.1f} ms"
+    )
+    print(f"lexicon beam search / acoustic forward: {100 * rows[2][1] / forward_s:.1f}%")
+    print(f"lexicon-free beam search / acoustic forward: {100 * rows[1][1] / forward_s:.1f}%")
     if pyctc is not None:
         print(f"pyctcdecode / flashlight lexicon-free: {rows[3][1] / rows[1][1]:.1f}x")
         print(f"pyctcdecode / flashlight lexicon:      {rows[3][1] / rows[2][1]:.1f}x")
