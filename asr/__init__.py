@@ -5,7 +5,7 @@
 >>> model.transcribe(["a.wav", "b.flac"])[0].text
 """
 
-from asr.transcribe import Recognizer, Transcription, load_model
+from asr.transcribe import DecodingOptions, Recognizer, Transcription, load_model
 
 __version__ = "0.1.0"
-__all__ = ["Recognizer", "Transcription", "__version__", "load_model"]
+__all__ = ["DecodingOptions", "Recognizer", "Transcription", "__version__", "load_model"]
