@@ -146,9 +146,7 @@ def main() -> None:
         f"\nclosed set: {len(phrases)} phrases; {sum(in_list)} in-list and "
         f"{len(in_list) - sum(in_list)} out-of-list dev utterances"
     )
-    print(
-        "| threshold | in-list correct % | in-list rejected % | out-of-list false accepts % |"
-    )
+    print("| threshold | in-list correct % | in-list rejected % | out-of-list false accepts % |")
     print("|---|---|---|---|")
     figures["closed_set"] = []
     for t in THRESHOLDS:
