@@ -30,6 +30,7 @@ import torch
 from asr.beam_search import BeamSearchDecoder
 from asr.decoding import greedy_texts
 from asr.features import HOP_LENGTH, LogMel
+from asr.metrics import word_errors
 from asr.model import AcousticModel, ModelConfig
 from asr.model_file import load_model_file
 from asr.text import Tokenizer
@@ -221,12 +222,12 @@ def main() -> None:
         f"median of {args.repeats}; decoder construction (both flashlight) {build_s * 1e3:.1f} ms"
     )
     greedy_s = rows[0][1]
-    print(f"{'decoder':<40} {'ms/batch':>10} {'ms/utt':>8} {'x greedy':>9} {'exact':>6}")
+    print(f"{'decoder':<40} {'ms/batch':>10} {'ms/utt':>8} {'x greedy':>9} {'WER %':>6}")
     for name, seconds, out in rows:
-        exact = sum(" ".join(o.split()) == t for o, t in zip(out, texts, strict=True))
+        wer = word_errors(texts, [" ".join(o.split()) for o in out]).rate
         print(
             f"{name:<40} {seconds * 1e3:>10.2f} {seconds * 1e3 / args.batch:>8.3f} "
-            f"{seconds / greedy_s:>9.1f} {exact:>3}/{args.batch}"
+            f"{seconds / greedy_s:>9.1f} {100 * wer:>6.2f}"
         )
     print(
         f"acoustic model forward (features + model, {forward_threads} threads, same batch: "
