@@ -8,6 +8,11 @@ import torch
 import torchaudio.functional as AF
 
 SAMPLE_RATE = 16_000  # Hz; every model works at this rate
+MAX_AUDIO_SECONDS = 3 * 3600  # longest file read; 3 h of 16 kHz float32 mono is 0.7 GB
+READ_BLOCK_SECONDS = 60  # files are read (and downmixed) this much at a time
+CHUNK_SECONDS = 30.0  # longest stretch the model sees at once (bounds activation memory)
+CUT_SEARCH_SECONDS = 5.0  # a chunk ends at the quietest frame of its last few seconds
+CUT_FRAME_SECONDS = 0.025  # frame over which the energy for choosing a cut is summed
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".sph")
 
 
@@ -30,24 +35,66 @@ def resample(audio: torch.Tensor, orig_rate: int, new_rate: int = SAMPLE_RATE) -
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read an audio file as float32 mono at `sample_rate`.
 
-    Channels are averaged; the signal is resampled with torchaudio.
+    The file is read in blocks of READ_BLOCK_SECONDS and each block is downmixed (channels
+    averaged) at once, so a long multi-channel file never sits in memory with all its
+    channels; the mono signal is then resampled with torchaudio. Files longer than
+    MAX_AUDIO_SECONDS are refused before any sample is read.
 
     Returns:
-        (num_samples,) float32 array in [-1, 1].
+        (num_samples,) float32 array (integer formats give [-1, 1]; float files may exceed it).
 
     Raises:
-        AudioError: the file is missing, unreadable, empty, or holds NaN/inf samples.
+        AudioError: the file is missing, unreadable, empty, too long, or holds NaN/inf samples.
     """
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            if f.frames > MAX_AUDIO_SECONDS * rate:
+                raise AudioError(
+                    path,
+                    f"{f.frames / rate:.0f} s of audio is longer than the {MAX_AUDIO_SECONDS} s "
+                    "limit (asr.audio.MAX_AUDIO_SECONDS); split the file first",
+                )
+            blocks = [
+                block.mean(axis=1)
+                for block in f.blocks(
+                    blocksize=READ_BLOCK_SECONDS * rate, dtype="float32", always_2d=True
+                )
+            ]
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioError(path, f"cannot read audio ({err})") from None
+    data = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
     if data.shape[0] == 0:
         raise AudioError(path, "the file holds no audio samples")
     if not np.isfinite(data).all():
         raise AudioError(path, "the audio holds NaN or infinite samples")
-    mono = torch.from_numpy(data.mean(axis=1))
-    return resample(mono, rate, sample_rate).numpy()
+    return resample(torch.from_numpy(data), rate, sample_rate).numpy()
+
+
+def chunk_starts(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[int]:
+    """Where to cut long audio into pieces of at most CHUNK_SECONDS for the model.
+
+    A BiLSTM's memory grows with the input's length, so long audio is decoded piece by
+    piece and the texts are joined. Each piece ends at the quietest CUT_FRAME_SECONDS frame
+    in its last CUT_SEARCH_SECONDS, which is most often a pause between words, so few words
+    are split; no overlap is needed because pieces are cut in pauses, not at fixed times.
+
+    Args:
+        audio: (num_samples,) mono audio.
+
+    Returns:
+        Sample offsets of the pieces, starting with 0; piece i is audio[starts[i]:starts[i+1]].
+    """
+    longest = int(CHUNK_SECONDS * sample_rate)
+    search = int(CUT_SEARCH_SECONDS * sample_rate)
+    frame = max(1, int(CUT_FRAME_SECONDS * sample_rate))
+    starts = [0]
+    while len(audio) - starts[-1] > longest:
+        low = starts[-1] + longest - search
+        n = search // frame
+        energy = np.square(audio[low : low + n * frame]).reshape(n, frame).sum(axis=1)
+        starts.append(low + int(np.argmin(energy)) * frame + frame // 2)
+    return starts
 
 
 def find_audio_files(paths: list[str | Path]) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The `asr` command: transcribe, evaluate, fit/validate/test, export, manifest."""
+"""The `asr` command: transcribe, evaluate, fit/validate/test, export, manifest, check-data."""
 
 import argparse
 import json
@@ -135,6 +135,12 @@ def _manifest(args: argparse.Namespace) -> int:
     return manifest_main(args.rest) or 0
 
 
+def _check_data(args: argparse.Namespace) -> int:
+    from asr.check_data import main as check_data_main
+
+    return check_data_main(args.rest)
+
+
 def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("decoding (default: greedy)")
     g.add_argument("--beam-size", type=int, default=1, help="beam search when > 1")
@@ -192,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="see `asr manifest --help`")
     p.set_defaults(func=_manifest)
+
+    p = sub.add_parser(
+        "check-data", help="validate a manifest before training (exit 1 if not ok)", add_help=False
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="see `asr check-data --help`")
+    p.set_defaults(func=_check_data)
 
     for name in TRAINING_COMMANDS:
         sub.add_parser(name, help=f"LightningCLI {name} (see `asr {name} --help`)", add_help=False)

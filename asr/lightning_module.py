@@ -1,6 +1,7 @@
 """Training: the acoustic model wrapped in a LightningModule with CTC loss."""
 
 import math
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +19,16 @@ from asr.text import Tokenizer
 
 class CTCModule(L.LightningModule):
     """Log-mel features -> `AcousticModel` -> CTC loss; greedy WER/CER on validation.
+
+    Bad training data never turns into NaN or infinite updates (the policy: skip and count):
+
+    - an utterance too short for its transcript under CTC (fewer output frames than labels
+      plus repeats; `asr check-data` lists them beforehand) is left out of the loss, counted
+      in `skipped_utterances` and logged as `train_skipped_utterances`;
+    - a step whose gradient is NaN or infinite anywhere is skipped (gradients dropped before
+      clipping and the optimizer), counted in `skipped_steps`, logged as
+      `train_skipped_steps`, with a warning. With DDP the gradients are already all-reduced
+      at that point, so every rank sees the same verdict and skips the same step.
 
     Args:
         subsampling, conv_channels, hidden_size, num_layers, dropout, bidirectional:
@@ -65,6 +76,8 @@ class CTCModule(L.LightningModule):
             )
         )
         self._errors = {"wer": ErrorCounts(), "cer": ErrorCounts()}
+        self.skipped_utterances = 0  # CTC-infeasible training utterances left out of the loss
+        self.skipped_steps = 0  # optimizer steps skipped for a non-finite gradient
 
     def forward(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor
@@ -102,9 +115,17 @@ class CTCModule(L.LightningModule):
                 batch["token_lengths"],
                 blank=self.tokenizer.blank_id,
                 reduction="none",
+                # Infeasible items (inf loss) become 0 so the mask below can drop them.
                 zero_infinity=True,
             )
-        loss = losses.mean()
+        if stage == "train":
+            feasible = out_lengths >= ctc_frames_needed(batch["tokens"], batch["token_lengths"])
+            self.skipped_utterances += int((~feasible).sum())
+            self.log("train_skipped_utterances", float(self.skipped_utterances), batch_size=1)
+            # Multiplying by the mask (not indexing) keeps the graph when every item is skipped.
+            loss = (losses * feasible).sum() / feasible.sum().clamp_min(1)
+        else:
+            loss = losses.mean()
         batch_size = len(batch["texts"])
         self.log(
             f"{stage}_loss", loss, batch_size=batch_size, sync_dist=stage != "train", prog_bar=True
@@ -117,6 +138,22 @@ class CTCModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip the step when any gradient is NaN or infinite (called before clipping)."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if all(torch.isfinite(g).all() for g in grads):
+            return
+        # AdamW leaves a parameter without a gradient untouched (weights and moments alike).
+        optimizer.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        warnings.warn(
+            f"step {self.global_step}: non-finite gradient, optimizer step skipped "
+            f"({self.skipped_steps} so far)",
+            RuntimeWarning,
+            stacklevel=1,
+        )
+        self.log("train_skipped_steps", float(self.skipped_steps), batch_size=1)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "val")
@@ -164,3 +201,17 @@ class CTCModule(L.LightningModule):
     def export(self, path: str | Path, info: dict | None = None, half: bool = False) -> None:
         """Write a self-contained model file (see `asr.model_file`)."""
         save_model_file(path, self.model, self.tokenizer, self.hparams.normalization, info, half)
+
+
+def ctc_frames_needed(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Fewest CTC frames for each label sequence: its length plus one blank per repeat.
+
+    Args:
+        tokens: (B, L) padded label ids; lengths: (B,) valid labels.
+
+    Returns:
+        (B,) int64 frames needed.
+    """
+    repeats = tokens[:, 1:] == tokens[:, :-1]
+    valid = torch.arange(1, tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]
+    return lengths + (repeats & valid).sum(dim=1)

@@ -1,22 +1,42 @@
 """`asr fit`: training through LightningCLI, then export of the best model file."""
 
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.strategies import DDPStrategy
 
+from asr.checkpointing import AtomicCheckpointIO, resume_checkpoint
 from asr.datamodule import SpeechDataModule
 from asr.lightning_module import CTCModule
 from asr.model_file import load_weights_only_checkpoint
+
+DDP_TIMEOUT_S = int(os.environ.get("ASR_DDP_TIMEOUT_S", 600))  # collective wait, seconds
 
 
 class TrainCLI(LightningCLI):
     """LightningCLI with a checkpoint callback configured by plain keys and an export step.
 
     Config keys beyond Lightning's own:
-        checkpoint.*: `ModelCheckpoint` arguments (default: keep the best by val_wer + last).
+        checkpoint.*: `ModelCheckpoint` arguments (default: keep the best by val_wer + last,
+            in `<trainer.default_root_dir>/checkpoints`; `checkpoint.every_n_train_steps`
+            adds mid-epoch saves of last.ckpt).
         export: where to write the model file of the best checkpoint once fit ends.
+
+    Fault tolerance:
+        - Automatic resume: `asr fit` without `--ckpt_path` resumes from
+          `<checkpoint dir>/last.ckpt` when it exists, so re-running a killed command goes
+          on where it stopped. Start afresh with another `trainer.default_root_dir`.
+        - Checkpoints are written atomically and loaded with `weights_only=True`
+          (`asr.checkpointing.AtomicCheckpointIO`).
+        - `trainer.strategy: ddp` gets a collective timeout of DDP_TIMEOUT_S (env
+          ASR_DDP_TIMEOUT_S) instead of PyTorch's 30 min, so ranks waiting on a dead peer fail
+          with a timeout error; Lightning's launcher also kills the other ranks when one exits
+          with an error.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -32,6 +52,28 @@ class TrainCLI(LightningCLI):
             }
         )
         parser.add_argument("--export", type=str | None, default=None, help="model file to write")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        if config.checkpoint.dirpath is None:
+            # A fixed folder (not one per logger version) so a re-run finds last.ckpt.
+            root = config.trainer.default_root_dir or "."
+            config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        if self._get(self.config_init, "trainer", default={}).get("strategy") == "ddp":
+            kwargs.setdefault("strategy", DDPStrategy(timeout=timedelta(seconds=DDP_TIMEOUT_S)))
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+    def before_fit(self) -> None:
+        if self.config_init["fit"].get("ckpt_path") is not None:
+            return
+        last = resume_checkpoint(self.config["fit"].checkpoint.dirpath)
+        if last is not None:
+            print(f"resuming from {last}")
+            self.config_init["fit"]["ckpt_path"] = str(last)
 
     def after_fit(self) -> None:
         export = self.config[self.subcommand].get("export")

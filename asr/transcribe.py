@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from asr.alignment import Word, align_batch
-from asr.audio import AudioError, load_audio
+from asr.audio import SAMPLE_RATE, AudioError, chunk_starts, load_audio
 from asr.beam_search import BeamSearchDecoder, read_word_list
 from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
@@ -166,19 +166,52 @@ class Recognizer:
         self, inputs: Sequence[AudioInput], batch_size: int, options: DecodingOptions
     ) -> list[Transcription]:
         results = [Transcription("", None if isinstance(x, np.ndarray) else str(x)) for x in inputs]
-        audio: dict[int, np.ndarray] = {}
+        # Long inputs become several pieces (see `asr.audio.chunk_starts`); a piece is
+        # (input index, start sample, samples), and each input's pieces are joined below.
+        pieces: list[tuple[int, int, np.ndarray]] = []
         for i, item in enumerate(inputs):
             try:
-                audio[i] = _read(item)
+                audio = _read(item)
             except AudioError as err:
                 results[i].error = str(err)
-        order = sorted(audio, key=lambda i: len(audio[i]))
+                continue
+            starts = chunk_starts(audio)
+            for start, end in zip(starts, [*starts[1:], len(audio)], strict=True):
+                pieces.append((i, start, audio[start:end]))
+        decoded: dict[int, list[tuple[int, int, Transcription]]] = {}
+        order = sorted(range(len(pieces)), key=lambda p: len(pieces[p][2]))
         for batch in _chunks(order, batch_size):
-            log_probs, lengths = self.log_probs([audio[i] for i in batch])
-            for i, decoded in zip(batch, self.decode(log_probs, lengths, options), strict=True):
-                decoded.path = results[i].path
-                results[i] = decoded
+            log_probs, lengths = self.log_probs([pieces[p][2] for p in batch])
+            for p, result in zip(batch, self.decode(log_probs, lengths, options), strict=True):
+                i, start, samples = pieces[p]
+                decoded.setdefault(i, []).append((start, len(samples), result))
+        for i, parts in decoded.items():
+            joined = _join(sorted(parts, key=lambda part: part[0]))
+            joined.path = results[i].path
+            results[i] = joined
         return results
+
+
+def _join(parts: list[tuple[int, int, Transcription]]) -> Transcription:
+    """One result from the (start sample, samples, result) of consecutive pieces of one input."""
+    if len(parts) == 1:
+        return parts[0][2]
+    words = [
+        Word(w.word, w.start + start / SAMPLE_RATE, w.end + start / SAMPLE_RATE, w.confidence)
+        for start, _, part in parts
+        for w in part.words
+    ]
+    # The whole's confidence: the pieces' confidences weighted by their lengths.
+    confidence = sum(n * part.confidence for _, n, part in parts) / sum(n for _, n, _ in parts)
+    result = Transcription(
+        " ".join(part.text for _, _, part in parts if part.text),
+        words=words,
+        confidence=confidence,
+    )
+    if parts[0][2].rejected is not None:  # a command list: accepted if any piece was
+        result.rejected = all(part.rejected for _, _, part in parts)
+        result.command_score = max(part.command_score or 0.0 for _, _, part in parts)
+    return result
 
 
 def _read(item: AudioInput) -> np.ndarray:

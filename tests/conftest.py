@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,21 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model trained on `tiny_corpus` through `asr fit` (once per session: slow)."""
+    out = tmp_path_factory.mktemp("fit")
+    manifest = str(tiny_corpus / "manifest.jsonl")
+    model = out / "model.safetensors"
+    command = ["fit", "--config", "recipes/tiny/config.yaml"]
+    command += ["--data.train_manifest", manifest, "--data.val_manifest", manifest]
+    command += ["--trainer.default_root_dir", str(out), "--trainer.enable_progress_bar", "false"]
+    subprocess.run(
+        [sys.executable, "-m", "asr.cli", *command, "--export", str(model)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        check=True,
+    )
+    return model

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import asr
 from asr.audio import load_audio
@@ -22,29 +21,6 @@ def asr_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         text=True,
         check=check,
     )
-
-
-@pytest.fixture(scope="module")
-def trained_model(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("fit")
-    manifest = str(tiny_corpus / "manifest.jsonl")
-    model = out / "model.safetensors"
-    asr_cli(
-        "fit",
-        "--config",
-        "recipes/tiny/config.yaml",
-        "--data.train_manifest",
-        manifest,
-        "--data.val_manifest",
-        manifest,
-        "--trainer.default_root_dir",
-        str(out),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--export",
-        str(model),
-    )
-    return model
 
 
 def test_cli_transcribes_training_utterances(trained_model, tiny_corpus):

@@ -1,0 +1,186 @@
+"""`asr check-data`: find the utterances of a manifest that would spoil a training run.
+
+Checks each line of a JSONL manifest and prints one line per problem, then a summary:
+
+- ``bad-record``: not JSON, or a record without valid audio/text/duration;
+- ``unreadable``: the audio file is missing or not readable audio (header only; with
+  ``--read-audio`` every sample is decoded, which also finds NaN/inf samples);
+- ``duration``: the manifest's duration differs from the file's by more than a tolerance;
+- ``text``: characters outside the tokenizer; the line shows what normalisation makes of it;
+- ``empty-text``: nothing left after normalisation;
+- ``too-short``: fewer model output frames than CTC needs for the transcript (label length
+  plus one blank between each pair of equal neighbours), so the loss would be infinite;
+- ``duplicate``: an audio file listed more than once.
+
+The exit status is 1 when any problem is found, so a script can stop before training.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+
+from asr.audio import AudioError, load_audio
+from asr.features import HOP_LENGTH, num_frames
+from asr.manifest import _check_record
+from asr.text import Tokenizer, normalize_text
+
+DURATION_TOLERANCE_S = 0.1  # seconds of disagreement between manifest and file allowed
+
+
+@dataclass
+class Problem:
+    """One problem: its kind (see the module docstring), manifest line, audio and details."""
+
+    kind: str
+    line: int
+    audio: str
+    detail: str
+
+    def __str__(self) -> str:
+        # json.dumps: paths and transcripts are data, printed escaped on one line.
+        return f"{self.kind}\tline {self.line}\t{json.dumps(self.audio)}\t{self.detail}"
+
+
+def ctc_frames_needed(tokens: Sequence[int]) -> int:
+    """Fewest CTC output frames that can emit `tokens`: one each, plus a blank between repeats."""
+    repeats = sum(1 for a, b in itertools.pairwise(tokens) if a == b)
+    return len(tokens) + repeats
+
+
+def output_frames(num_samples: int, subsampling: int) -> int:
+    """Model output frames for `num_samples` of 16 kHz audio with this subsampling factor."""
+    frames = int(num_frames(num_samples))
+    for _ in range(subsampling.bit_length() - 1):  # each conv: kernel 3, stride 2, padding 1
+        frames = (frames - 1) // 2 + 1
+    return frames
+
+
+def check_manifest(
+    path: str | Path,
+    subsampling: int = 2,
+    tolerance: float = DURATION_TOLERANCE_S,
+    read_audio: bool = False,
+) -> tuple[list[Problem], int]:
+    """Check every line of a manifest.
+
+    Args:
+        subsampling: the model's time subsampling factor (1, 2 or 4).
+        tolerance: allowed duration mismatch, seconds.
+        read_audio: decode every sample (slow; finds NaN/inf and corrupt data too).
+
+    Returns:
+        The problems found, and the number of records read.
+    """
+    path = Path(path)
+    tokenizer = Tokenizer()
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    count = 0
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            count += 1
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                problems.append(Problem("bad-record", number, "", f"not valid JSON ({err.msg})"))
+                continue
+            reason = _check_record(record)
+            if reason:
+                problems.append(Problem("bad-record", number, "", reason))
+                continue
+            audio = os.path.abspath(os.path.join(path.parent, record["audio"]))
+            problems += _check_one(number, audio, record, tokenizer, subsampling, tolerance)
+            if audio in seen:
+                problems.append(
+                    Problem("duplicate", number, audio, f"also listed on line {seen[audio]}")
+                )
+            seen.setdefault(audio, number)
+            unreadable = any(p.line == number and p.kind == "unreadable" for p in problems)
+            if read_audio and not unreadable:
+                try:
+                    load_audio(audio)
+                except AudioError as err:
+                    problems.append(Problem("unreadable", number, audio, err.reason))
+    return problems, count
+
+
+def _check_one(
+    number: int, audio: str, record: dict, tokenizer: Tokenizer, subsampling: int, tolerance: float
+) -> list[Problem]:
+    problems = []
+    text = record["text"]
+    normalized = normalize_text(text)
+    if normalized != text:
+        outside = sorted({c for c in text if c not in tokenizer.vocabulary[1:]})
+        detail = f"characters outside the tokenizer {outside}; normalised: {json.dumps(normalized)}"
+        problems.append(Problem("text", number, audio, detail))
+    if not normalized:
+        problems.append(Problem("empty-text", number, audio, "no text after normalisation"))
+    try:
+        info = sf.info(audio)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        problems.append(Problem("unreadable", number, audio, f"cannot read audio ({err})"))
+        return problems
+    actual = info.duration
+    if abs(actual - record["duration"]) > tolerance:
+        detail = f"manifest says {record['duration']:.3f} s, the file holds {actual:.3f} s"
+        problems.append(Problem("duration", number, audio, detail))
+    samples = round(actual * 16_000)
+    frames = output_frames(samples, subsampling)
+    needed = ctc_frames_needed(tokenizer.encode(normalized))
+    if frames < needed:
+        detail = (
+            f"{frames} output frames ({actual:.3f} s, hop {HOP_LENGTH} samples, subsampling "
+            f"{subsampling}) but CTC needs {needed} for {json.dumps(normalized)}"
+        )
+        problems.append(Problem("too-short", number, audio, detail))
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns 1 when problems were found."""
+    parser = argparse.ArgumentParser(
+        prog="asr check-data", description="Validate a JSONL manifest before training."
+    )
+    parser.add_argument("manifest", help="JSONL manifest to check")
+    parser.add_argument(
+        "--subsampling", type=int, default=2, choices=(1, 2, 4), help="the model's subsampling"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DURATION_TOLERANCE_S,
+        help="allowed duration mismatch, seconds",
+    )
+    parser.add_argument(
+        "--read-audio", action="store_true", help="decode every sample (finds NaN/inf; slow)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        problems, count = check_manifest(
+            args.manifest, args.subsampling, args.tolerance, args.read_audio
+        )
+    except (OSError, UnicodeDecodeError) as err:
+        print(f"asr check-data: {args.manifest}: cannot read the manifest ({err})", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(problem)
+    kinds: dict[str, int] = {}
+    for problem in problems:
+        kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "no problems"
+    print(f"{args.manifest}: {count} records checked: {summary}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Bad and unusual audio: valid variants give the original's transcript, broken files a clear
+error naming the file and the reason, the rest of a batch goes on, long audio stays bounded."""
+
+import json
+import subprocess
+import sys
+from difflib import SequenceMatcher
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import asr
+from asr.audio import CHUNK_SECONDS, SAMPLE_RATE, AudioError, load_audio, resample
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT = "go left"
+
+
+@pytest.fixture(scope="module")
+def recognizer(trained_model):
+    return asr.load_model(trained_model)
+
+
+@pytest.fixture(scope="module")
+def speech(tiny_corpus) -> np.ndarray:
+    return load_audio(tiny_corpus / "wav" / "en-us_go_left.wav")
+
+
+def at_rate(x: np.ndarray, rate: int) -> np.ndarray:
+    return resample(torch.from_numpy(x), SAMPLE_RATE, rate).numpy()
+
+
+# name -> (file name, writer of that file from 16 kHz mono float samples)
+VALID = {
+    "stereo": ("a.wav", lambda p, x: sf.write(p, np.stack([x, 0.5 * x], 1), SAMPLE_RATE)),
+    "6-channel": ("a.wav", lambda p, x: sf.write(p, np.stack([x] * 6, 1), SAMPLE_RATE)),
+    "22.05 kHz": ("a.wav", lambda p, x: sf.write(p, at_rate(x, 22050), 22050)),
+    "44.1 kHz": ("a.wav", lambda p, x: sf.write(p, at_rate(x, 44100), 44100)),
+    "48 kHz": ("a.wav", lambda p, x: sf.write(p, at_rate(x, 48000), 48000)),
+    "8-bit": ("a.wav", lambda p, x: sf.write(p, x, SAMPLE_RATE, subtype="PCM_U8")),
+    "24-bit": ("a.wav", lambda p, x: sf.write(p, x, SAMPLE_RATE, subtype="PCM_24")),
+    "32-bit float": ("a.wav", lambda p, x: sf.write(p, x, SAMPLE_RATE, subtype="FLOAT")),
+    "flac": ("a.flac", lambda p, x: sf.write(p, x, SAMPLE_RATE)),
+    "ogg vorbis": ("a.ogg", lambda p, x: sf.write(p, x, SAMPLE_RATE)),
+    "clipped": ("a.wav", lambda p, x: sf.write(p, np.clip(8 * x, -1, 1), SAMPLE_RATE)),
+}
+
+# Valid, but noisier than the tiny model's training data (8-bit: ~48 dB quantisation noise;
+# hard clipping at 8x gain): it loses one letter ("go lft"); checked for closeness instead.
+DEGRADED = {"8-bit", "clipped"}
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_valid_variant_gives_the_original_transcript(recognizer, speech, tmp_path, name):
+    filename, write = VALID[name]
+    path = tmp_path / filename
+    write(path, speech)
+    assert recognizer.transcribe(speech)[0].text == TEXT  # the original
+    result = recognizer.transcribe(path)[0]
+    assert result.error is None
+    if name in DEGRADED:
+        assert SequenceMatcher(None, result.text, TEXT).ratio() >= 0.9, result.text
+    else:
+        assert result.text == TEXT
+
+
+def test_8khz_file_reads_like_the_band_limited_original(recognizer, speech, tmp_path):
+    # 8 kHz audio has nothing above 4 kHz, where this tiny model hears the final "t": the
+    # file must give what the same band-limited signal gives as an array (reading and
+    # resampling add nothing), not necessarily the wideband transcript.
+    path = tmp_path / "a.wav"
+    sf.write(path, at_rate(speech, 8000), 8000, subtype="FLOAT")
+    narrow = resample(torch.from_numpy(at_rate(speech, 8000)), 8000, SAMPLE_RATE).numpy()
+    expected = recognizer.transcribe(narrow)[0].text
+    result = recognizer.transcribe(path)[0]
+    assert result.error is None and result.text == expected
+    assert expected.startswith("go le")  # most of the words survive
+
+
+def nan_wav(path: Path, value: float) -> None:
+    x = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    x[123] = value
+    sf.write(path, x, SAMPLE_RATE, subtype="FLOAT")
+
+
+def good_wav_bytes(tmp_path: Path) -> bytes:
+    sf.write(tmp_path / "good.wav", np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
+    return (tmp_path / "good.wav").read_bytes()
+
+
+# name -> (writer, reason expected in the error)
+INVALID = {
+    "empty file": (lambda p, d: p.write_bytes(b""), "cannot read audio"),
+    "zero-length audio": (
+        lambda p, d: sf.write(p, np.zeros(0, dtype=np.float32), SAMPLE_RATE),
+        "no audio samples",
+    ),
+    "text named .wav": (lambda p, d: p.write_text("hello, I am not audio\n"), "cannot read"),
+    "truncated header": (lambda p, d: p.write_bytes(good_wav_bytes(d)[:20]), "cannot read"),
+    "NaN sample": (lambda p, d: nan_wav(p, np.nan), "NaN or infinite"),
+    "inf sample": (lambda p, d: nan_wav(p, np.inf), "NaN or infinite"),
+    "missing file": (lambda p, d: None, "cannot read audio"),
+}
+
+
+@pytest.mark.parametrize("name", INVALID)
+def test_invalid_file_gives_an_error_naming_file_and_reason(recognizer, tmp_path, name):
+    write, reason = INVALID[name]
+    path = tmp_path / "bad.wav"
+    write(path, tmp_path)
+    with pytest.raises(AudioError, match=reason) as info:
+        load_audio(path)
+    assert str(path) in str(info.value)
+    result = recognizer.transcribe(path)[0]
+    assert result.text == "" and str(path) in result.error and reason in result.error
+
+
+def test_cli_batch_goes_on_past_every_bad_file_and_exits_1(trained_model, speech, tmp_path):
+    files = []
+    for i, (write, _) in enumerate(INVALID.values()):
+        files.append(tmp_path / f"bad{i}.wav")
+        write(files[-1], tmp_path)
+    for name in ("stereo", "flac"):
+        filename, write = VALID[name]
+        files.append(tmp_path / f"{name}-{filename}")
+        write(files[-1], speech)
+    command = [sys.executable, "-m", "asr.cli", "transcribe", "--model", str(trained_model)]
+    result = subprocess.run(
+        [*command, "--format", "jsonl", *map(str, files)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in records] == list(map(str, files))
+    bad, good = records[: len(INVALID)], records[len(INVALID) :]
+    assert all(r["text"] == "" and r["path"] in r["error"] for r in bad)
+    assert [(r["text"], "error" in r) for r in good] == [(TEXT, False)] * 2
+    assert f"{len(INVALID)} of {len(files)} files failed" in result.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: per-utterance feature normalisation blows digital silence up "
+    "to unit variance and the tiny model hallucinates letters (no energy gate yet)",
+)
+def test_pure_silence_gives_empty_text_without_error(recognizer, tmp_path):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(2 * SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
+    result = recognizer.transcribe(path)[0]
+    assert (result.text, result.error, result.words) == ("", None, [])
+
+
+def test_ten_minute_file_is_decoded_in_bounded_chunks(recognizer, speech, tmp_path, monkeypatch):
+    # Densely spoken, like the training clips: long stretches of digital silence would shift
+    # the per-chunk feature normalisation (see the silence test). A pause every ~1.1 s
+    # means the 5 s cut search always finds one.
+    gap = np.zeros(SAMPLE_RATE // 4, dtype=np.float32)
+    period = len(speech) + len(gap)
+    repeats = 600 * SAMPLE_RATE // period
+    path = tmp_path / "long.wav"
+    sf.write(path, np.tile(np.concatenate([speech, gap]), repeats), SAMPLE_RATE)
+    assert sf.info(path).duration > 590
+    longest = []
+    log_probs = recognizer.log_probs
+
+    def spy(audio):
+        longest.append(max(len(a) for a in audio))
+        return log_probs(audio)
+
+    monkeypatch.setattr(recognizer, "log_probs", spy)
+    result = recognizer.transcribe(path, batch_size=4)[0]
+    assert result.error is None
+    assert max(longest) <= CHUNK_SECONDS * SAMPLE_RATE  # the model never saw more at once
+    assert len(longest) >= 600 / CHUNK_SECONDS / 4  # >= 20 pieces, in batches of 4
+    # Word times count from the file's start across pieces: increasing, inside the file.
+    # (The text itself is not checked: the tiny model, trained on 1 s clips, does not
+    # transcribe 30 s stretches correctly; see docs/reliability.md.)
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts) and starts[0] >= 0 and result.words[-1].end <= 600.5
+    assert starts[-1] > 570  # the last piece's words are placed at the end of the file
+
+
+def test_transcripts_and_paths_are_data_not_code(trained_model, speech, tmp_path):
+    marker = tmp_path / "marker"
+    nasty = tmp_path / '{0} $(touch marker) "q".wav'
+    sf.write(nasty, speech, SAMPLE_RATE)
+    manifest = tmp_path / "m.jsonl"
+    text = '"{0} $(rm -rf /) \n"'
+    record = {"audio": nasty.name, "text": text, "duration": 1.0, "id": "{0}%s$(x)"}
+    manifest.write_text(json.dumps(record) + "\n")
+    cli = [sys.executable, "-m", "asr.cli"]
+    out = subprocess.run(
+        [*cli, "transcribe", "--model", str(trained_model), "--format", "jsonl", str(nasty)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout) | {"words": None} == json.loads(out.stdout) | {
+        "path": str(nasty),
+        "text": TEXT,
+        "words": None,
+    }
+    evaluate = [*cli, "evaluate", str(manifest), "--model", str(trained_model)]
+    subprocess.run(
+        [*evaluate, "--out-dir", str(tmp_path / "eval")],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    recogs = (tmp_path / "eval" / "recogs").read_text()
+    assert recogs == f"{{0}}%s$(x)\tref=zero rm rf\thyp={TEXT}\n"
+    assert not marker.exists() and not (REPO / "marker").exists()

@@ -1,0 +1,96 @@
+"""Training never turns bad data into NaN/inf updates: bad items and steps are skipped."""
+
+import lightning as L
+import pytest
+import torch
+
+from asr.check_data import ctc_frames_needed as frames_needed_list
+from asr.datamodule import SpeechDataModule
+from asr.lightning_module import CTCModule, ctc_frames_needed
+
+
+def small_module(**kwargs) -> CTCModule:
+    torch.manual_seed(0)
+    return CTCModule(conv_channels=16, hidden_size=16, num_layers=1, spec_augment=0, **kwargs)
+
+
+def test_tensor_and_list_frame_counts_agree():
+    labels = [[3, 3, 4], [5, 6, 6, 6], [7]]
+    tokens = torch.zeros(3, 4, dtype=torch.long)
+    for i, row in enumerate(labels):
+        tokens[i, : len(row)] = torch.tensor(row)
+    needed = ctc_frames_needed(tokens, torch.tensor([3, 4, 1]))
+    assert needed.tolist() == [frames_needed_list(row) for row in labels] == [4, 6, 1]
+
+
+def test_infeasible_utterance_is_left_out_of_the_loss_and_counted(monkeypatch):
+    module = small_module()
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda name, value, **k: logged.__setitem__(name, value))
+    g = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(2, 8_000, generator=g)
+    tokens = torch.tensor([[3, 4, 5, 6, 7, 8, 9, 10], [3, 4, 0, 0, 0, 0, 0, 0]])
+    full = {
+        "audio": audio,
+        "audio_lengths": torch.tensor([320, 8_000]),  # item 0: 0.02 s, 2 output frames for 8
+        "tokens": tokens,
+        "token_lengths": torch.tensor([8, 2]),
+        "texts": ["abcdefgh", "ab"],
+    }
+    only_good = {
+        "audio": audio[1:],
+        "audio_lengths": full["audio_lengths"][1:],
+        "tokens": tokens[1:, :2],
+        "token_lengths": full["token_lengths"][1:],
+        "texts": ["ab"],
+    }
+    loss = module._shared_step(full, "train")
+    assert torch.isfinite(loss) and loss > 0
+    assert module.skipped_utterances == 1 and logged["train_skipped_utterances"] == 1.0
+    # Same as the good item alone (up to the padding's small effect on the STFT's last frame).
+    torch.testing.assert_close(loss, module._shared_step(only_good, "train"), rtol=1e-2, atol=0)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in module.parameters())
+
+
+class NaNOnSecondStep(CTCModule):
+    """Its second training step's loss is NaN, as a corrupt batch would make it."""
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.global_step == 1 else loss
+
+
+class Snapshots(L.Callback):
+    def __init__(self) -> None:
+        self.params: list[torch.Tensor] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.params.append(torch.cat([p.detach().flatten() for p in module.parameters()]))
+
+
+def test_non_finite_step_is_skipped_with_a_warning_and_counted(tiny_corpus):
+    torch.manual_seed(0)
+    module = NaNOnSecondStep(conv_channels=16, hidden_size=16, num_layers=1, spec_augment=0)
+    snapshots = Snapshots()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        gradient_clip_val=5.0,  # clipping sees no gradient on the skipped step
+        callbacks=[snapshots],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    manifest = str(tiny_corpus / "manifest.jsonl")
+    data = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
+    with pytest.warns(RuntimeWarning, match="non-finite gradient, optimizer step skipped"):
+        trainer.fit(module, data)
+    first, second, third = snapshots.params
+    assert torch.equal(first, second)  # the NaN step changed nothing
+    assert not torch.equal(second, third)  # and training went on
+    assert all(torch.isfinite(p).all() for p in snapshots.params)
+    assert module.skipped_steps == 1
+    assert trainer.callback_metrics["train_skipped_steps"] == 1.0

@@ -1,0 +1,152 @@
+"""Faults during training: SIGKILL mid-epoch then resume; atomic, weights-only checkpoints."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from asr.checkpointing import AtomicCheckpointIO
+from asr.model_file import load_weights_only_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_STEPS = 12  # 4 epochs of 3 batches on the tiny corpus
+STEPS_PER_EPOCH = 3
+
+
+def fit_command(manifest: Path, root: Path) -> list[str]:
+    """A small, fast `asr fit`: a last.ckpt every 2 steps, so some land mid-epoch.
+
+    Validation runs every epoch because ModelCheckpoint defers saving (last.ckpt included)
+    until its monitored metric, val_wer, exists.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "asr.cli",
+        "fit",
+        "--config",
+        "recipes/tiny/config.yaml",
+        "--data.train_manifest",
+        str(manifest),
+        "--data.val_manifest",
+        str(manifest),
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.max_steps",
+        str(MAX_STEPS),
+        "--trainer.check_val_every_n_epoch",
+        "1",
+        "--trainer.num_sanity_val_steps",
+        "0",
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--checkpoint.every_n_train_steps",
+        "2",
+        "--model.conv_channels",
+        "16",
+        "--model.hidden_size",
+        "16",
+        "--model.num_layers",
+        "1",
+        "--export",
+        str(root / "model.safetensors"),
+    ]
+
+
+def run_fit(manifest: Path, root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        fit_command(manifest, root), cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+def weights(checkpoint: Path) -> torch.Tensor:
+    state = load_weights_only_checkpoint(checkpoint)["state_dict"]
+    return torch.cat([v.flatten().float() for v in state.values()])
+
+
+def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tiny_corpus, tmp_path):
+    manifest = tiny_corpus / "manifest.jsonl"
+    root = tmp_path / "killed"
+    last = root / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(
+        fit_command(manifest, root),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline:
+        # Renamed into place whole, so whenever it exists it loads.
+        if last.exists() and load_weights_only_checkpoint(last)["global_step"] % STEPS_PER_EPOCH:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # no chance to clean up or save anything
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run should have been killed mid-way"
+    killed_at = load_weights_only_checkpoint(last)["global_step"]
+    assert 0 < killed_at < MAX_STEPS
+
+    resumed = run_fit(manifest, root)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {last}" in resumed.stdout
+    assert load_weights_only_checkpoint(last)["global_step"] == MAX_STEPS
+    assert (root / "model.safetensors").is_file()
+    assert not list(last.parent.glob("*.tmp"))
+
+    reference = run_fit(manifest, tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert "resuming" not in reference.stdout
+    a, b = weights(last), weights(tmp_path / "reference" / "checkpoints" / "last.ckpt")
+    # Not bit-identical (cause not investigated; Lightning warns that resuming mid-epoch
+    # with a non-stateful loader is not exact), but the same model within tolerance:
+    # measured 0.8% relative L2 distance between the two final checkpoints.
+    distance = float((a - b).norm() / b.norm())
+    assert distance < 0.05, distance
+
+
+def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")  # stands in for a crash in the middle of writing
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.save_checkpoint({"global_step": 2, "bad": Unpicklable()}, path)
+    assert io.load_checkpoint(path)["global_step"] == 1  # the good file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temp file left
+
+
+def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.ckpt"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": Payload()}, f)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        AtomicCheckpointIO().load_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        load_weights_only_checkpoint(path)
+    result = subprocess.run(
+        [sys.executable, "-m", "asr.cli", "export", str(path), "-o", str(tmp_path / "m")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "Weights only load failed" in result.stderr
+    assert not marker.exists()
