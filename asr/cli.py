@@ -1,4 +1,5 @@
-"""The `asr` command: transcribe, evaluate, fit/validate/test, export, manifest."""
+"""The `asr` command: transcribe, evaluate, fit/validate/test, export, manifest, inspect,
+plot-training."""
 
 import argparse
 import json
@@ -129,6 +130,46 @@ def _build_lm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from asr.audio import AudioError
+    from asr.inspection import inspect_audio, to_json
+    from asr.transcribe import load_model
+
+    recognizer = load_model(args.model)
+    try:
+        inspection = inspect_audio(recognizer, args.audio)
+    except AudioError as err:
+        print(f"asr inspect: error: {err}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        text = json.dumps(to_json(inspection), ensure_ascii=False)
+        if args.output in (None, "-"):
+            print(text)
+        else:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return 0
+    from asr.plots import plot_inspection
+
+    output = args.output or "inspect.png"
+    plot_inspection(inspection, output)
+    print(f"{output}: {inspection.text!r}", file=sys.stderr)
+    return 0
+
+
+def _plot_training(args: argparse.Namespace) -> int:
+    from asr.plots import find_metrics, plot_training, read_metrics
+
+    try:
+        path = find_metrics(args.logdir)
+        plot_training(read_metrics(path), args.output)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"asr plot-training: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: curves from {path}", file=sys.stderr)
+    return 0
+
+
 def _manifest(args: argparse.Namespace) -> int:
     from asr.manifest import main as manifest_main
 
@@ -186,6 +227,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=int, default=3)
     p.add_argument("--words", help="also write the word list (a lexicon for --lexicon)")
     p.set_defaults(func=_build_lm)
+
+    p = sub.add_parser(
+        "inspect", help="plot what the model does with one recording (gates included)"
+    )
+    p.add_argument("audio", help="an audio file")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("-o", "--output", help="file to write (default: inspect.png; for json: stdout)")
+    p.add_argument(
+        "--format",
+        choices=("png", "json"),
+        default="png",
+        help="png: the figure (any suffix matplotlib knows); json: the numbers",
+    )
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("plot-training", help="loss and WER curves from a run's metrics.csv")
+    p.add_argument("logdir", help="a run's folder (searched for CSVLogger's metrics.csv)")
+    p.add_argument("-o", "--output", default="curves.png", help="image file to write")
+    p.set_defaults(func=_plot_training)
 
     p = sub.add_parser(
         "manifest", help="build a JSONL manifest from a folder or a table", add_help=False
