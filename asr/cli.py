@@ -91,7 +91,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     wer, cer = evaluate(recognizer, args.manifest, args.out_dir, args.batch_size, options)
     print(wer.summary("WER"))
     print(cer.summary("CER"))
-    print(f"recogs and errs written to {args.out_dir}")
+    print(f"recogs, errs and analysis written to {args.out_dir}")
     return 0
 
 
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="decode a manifest; write recogs/errs and WER")
     p.add_argument("manifest", help="JSONL manifest with audio and reference text")
     p.add_argument("--model", help="model file (default: the bundled model)")
-    p.add_argument("--out-dir", default="exp/evaluate", help="where recogs and errs go")
+    p.add_argument("--out-dir", default="exp/evaluate", help="where recogs, errs and analysis go")
     p.add_argument("--batch-size", type=int, default=16)
     _add_decoding_arguments(p)
     p.set_defaults(func=_evaluate)
