@@ -36,6 +36,11 @@ def _decoding_options(args: argparse.Namespace) -> "DecodingOptions":
     )
 
 
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars go to stderr, and only to a terminal: logs and pipes stay clean."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _record(given: str, result: "Transcription") -> dict:
     """The JSON object printed for one file; text is data, escaped by json.dumps."""
     record: dict = {"path": given, "text": result.text}
@@ -67,7 +72,10 @@ def _transcribe(args: argparse.Namespace) -> int:
         return 1
     options = _decoding_options(args)
     recognizer = load_model(args.model)
-    results = recognizer.transcribe(files, batch_size=args.batch_size, options=options)
+    progress = _show_progress(args) and len(files) > 1
+    results = recognizer.transcribe(
+        files, batch_size=args.batch_size, options=options, progress=progress
+    )
     failed = 0
     for given, result in zip(files, results, strict=True):
         if result.error:
@@ -88,7 +96,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     options = _decoding_options(args)
     recognizer = load_model(args.model)
-    wer, cer = evaluate(recognizer, args.manifest, args.out_dir, args.batch_size, options)
+    wer, cer = evaluate(
+        recognizer, args.manifest, args.out_dir, args.batch_size, options, _show_progress(args)
+    )
     print(wer.summary("WER"))
     print(cer.summary("CER"))
     print(f"recogs, errs and analysis written to {args.out_dir}")
@@ -204,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoding_arguments(p)
     p.set_defaults(func=_transcribe)
 
@@ -212,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--out-dir", default="exp/evaluate", help="where recogs, errs and analysis go")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoding_arguments(p)
     p.set_defaults(func=_evaluate)
 

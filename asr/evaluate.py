@@ -19,6 +19,7 @@ def evaluate(
     out_dir: str | Path,
     batch_size: int = 16,
     options: DecodingOptions | None = None,
+    progress: bool = False,
 ) -> tuple[ErrorCounts, ErrorCounts]:
     """Decode every utterance of `manifest` and score it.
 
@@ -28,12 +29,17 @@ def evaluate(
     Also writes `out_dir/analysis`: the most frequent word substitutions, deletions and
     insertions and, when the manifest's records carry a "speaker" field, WER per speaker.
 
+    Args:
+        progress: show a progress bar (files, rate, ETA) on stderr while decoding.
+
     Returns:
         Word and character error counts.
     """
     records = read_manifest(manifest)
     audio = [r["audio"] for r in records]
-    results = recognizer.transcribe(audio, batch_size=batch_size, options=options)
+    results = recognizer.transcribe(
+        audio, batch_size=batch_size, options=options, progress=progress
+    )
     refs = [normalize_text(r["text"]) for r in records]
     hyps = [res.text for res in results]
     wer, cer = word_errors(refs, hyps), char_errors(refs, hyps)

@@ -1,5 +1,6 @@
 """Transcription: the Python API behind `asr.load_model(...).transcribe(...)`."""
 
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from asr.alignment import Word, align_batch
 from asr.audio import AudioError, load_audio
@@ -117,6 +119,7 @@ class Recognizer:
         inputs: AudioInput | Sequence[AudioInput],
         batch_size: int = 16,
         options: DecodingOptions | None = None,
+        progress: bool = False,
     ) -> list[Transcription]:
         """Transcribe files (any format and rate soundfile reads) or 16 kHz mono arrays.
 
@@ -125,6 +128,7 @@ class Recognizer:
 
         Args:
             options: decoding method (default: greedy).
+            progress: show a progress bar (files, rate, ETA) on stderr.
 
         Returns:
             One `Transcription` per input, in input order, with word timings and confidences.
@@ -134,8 +138,10 @@ class Recognizer:
         options = options or DecodingOptions()
         results: list[Transcription] = []
         window = batch_size * SORT_WINDOW
-        for start in range(0, len(inputs), window):
-            results += self._transcribe_window(inputs[start : start + window], batch_size, options)
+        with tqdm(total=len(inputs), unit="file", disable=not progress, file=sys.stderr) as bar:
+            for start in range(0, len(inputs), window):
+                chunk = inputs[start : start + window]
+                results += self._transcribe_window(chunk, batch_size, options, bar)
         return results
 
     def decode(
@@ -163,7 +169,11 @@ class Recognizer:
         return results
 
     def _transcribe_window(
-        self, inputs: Sequence[AudioInput], batch_size: int, options: DecodingOptions
+        self,
+        inputs: Sequence[AudioInput],
+        batch_size: int,
+        options: DecodingOptions,
+        bar: tqdm | None = None,
     ) -> list[Transcription]:
         results = [Transcription("", None if isinstance(x, np.ndarray) else str(x)) for x in inputs]
         audio: dict[int, np.ndarray] = {}
@@ -172,12 +182,16 @@ class Recognizer:
                 audio[i] = _read(item)
             except AudioError as err:
                 results[i].error = str(err)
+        if bar is not None:
+            bar.update(len(inputs) - len(audio))  # unreadable files are done too
         order = sorted(audio, key=lambda i: len(audio[i]))
         for batch in _chunks(order, batch_size):
             log_probs, lengths = self.log_probs([audio[i] for i in batch])
             for i, decoded in zip(batch, self.decode(log_probs, lengths, options), strict=True):
                 decoded.path = results[i].path
                 results[i] = decoded
+            if bar is not None:
+                bar.update(len(batch))
         return results
 
 
