@@ -10,6 +10,8 @@ from asr.datamodule import SpeechDataModule
 from asr.lightning_module import CTCModule
 from asr.model_file import load_weights_only_checkpoint
 
+ROOT_DIR_PLACEHOLDER = "${trainer.default_root_dir}"  # a logger save_dir that follows the run
+
 
 class TrainCLI(LightningCLI):
     """LightningCLI with a checkpoint callback configured by plain keys and an export step.
@@ -17,6 +19,10 @@ class TrainCLI(LightningCLI):
     Config keys beyond Lightning's own:
         checkpoint.*: `ModelCheckpoint` arguments (default: keep the best by val_wer + last).
         export: where to write the model file of the best checkpoint once fit ends.
+
+    A logger in `trainer.logger` whose `save_dir` is the text "${trainer.default_root_dir}"
+    writes under the run's `trainer.default_root_dir` (after command-line overrides), so
+    overriding that one key moves the whole run, logs included.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -32,6 +38,16 @@ class TrainCLI(LightningCLI):
             }
         )
         parser.add_argument("--export", type=str | None, default=None, help="model file to write")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.trainer.logger
+        if not isinstance(loggers, list):
+            return
+        for logger in loggers:
+            init_args = getattr(logger, "init_args", None)
+            if init_args is not None and init_args.get("save_dir") == ROOT_DIR_PLACEHOLDER:
+                init_args.save_dir = config.trainer.default_root_dir or "."
 
     def after_fit(self) -> None:
         export = self.config[self.subcommand].get("export")
