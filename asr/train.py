@@ -1,5 +1,6 @@
 """`asr fit`: training through LightningCLI, then export of the best model file."""
 
+import sys
 from pathlib import Path
 
 import torch
@@ -35,6 +36,8 @@ class TrainCLI(LightningCLI):
                 "checkpoint.filename": "best-{epoch}-{val_wer:.4f}",
                 # Our batch sampler splits data across ranks itself (equal, disjoint shares).
                 "trainer.use_distributed_sampler": False,
+                # A progress bar only where someone watches: log files get no \r-redrawn bars.
+                "trainer.enable_progress_bar": sys.stderr.isatty(),
             }
         )
         parser.add_argument("--export", type=str | None, default=None, help="model file to write")
