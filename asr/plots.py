@@ -16,7 +16,6 @@ from asr.inspection import FEATURE_SHIFT, Inspection
 
 FIGURE_WIDTH = 11.0  # inches
 DPI = 80  # dots per inch: keeps the PNGs small (well under 300 KB)
-PEAK_LABEL_MIN = 0.5  # posterior a token must reach at a frame to get its character drawn
 TOP_TOKENS = 8  # non-blank tokens drawn as curves in the posterior panel
 GATE_COLOURS = {"input": "tab:blue", "forget": "tab:red", "output": "tab:green"}
 DIRECTION_STYLES = {"forward": "-", "backward": "--"}
@@ -62,7 +61,12 @@ def _draw_features(ax, inspection: Inspection) -> None:
 
 
 def _frame_times(inspection: Inspection) -> np.ndarray:
-    """(T,) seconds of each output frame: its first input frame, as the alignment counts."""
+    """(T,) seconds of each output frame's centre.
+
+    Output frame t's stride-2 convolutions centre on feature frame t * subsampling, which
+    is centred at t * frame_shift seconds (centred STFT); the alignment's word times count
+    frames the same way (start = first frame * frame_shift).
+    """
     return np.arange(inspection.log_probs.shape[0]) * inspection.frame_shift
 
 
@@ -79,16 +83,19 @@ def _draw_posteriors(ax, inspection: Inspection) -> None:
     ax.fill_between(times, posteriors[:, 0], color=BLANK_COLOUR, step="mid", label="blank")
     for token in _top_tokens(posteriors):
         ax.plot(times, posteriors[:, token], drawstyle="steps-mid", linewidth=1.2)
-        best = posteriors.argmax(axis=1)
-        for t in np.flatnonzero((best == token) & (posteriors[:, token] >= PEAK_LABEL_MIN)):
-            ax.text(
-                times[t],
-                posteriors[t, token] + 0.03,
-                _token_label(inspection.vocabulary[token]),
-                ha="center",
-                va="bottom",
-                fontsize=9,
-            )
+    # Label the characters greedy decoding emits: the first frame of each non-blank run of
+    # the best path, so the letters spell the transcript where the model put them.
+    best = posteriors.argmax(axis=1)  # (T,)
+    emitted = (best != 0) & np.concatenate(([True], best[1:] != best[:-1]))
+    for t in np.flatnonzero(emitted):
+        ax.text(
+            times[t],
+            posteriors[t, best[t]] + 0.03,
+            _token_label(inspection.vocabulary[best[t]]),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
     for word in inspection.words:
         ax.axvspan(word.start, word.end, color="tab:orange", alpha=0.12, linewidth=0)
         ax.text(
@@ -144,7 +151,8 @@ def plot_inspection(inspection: Inspection, path: str | Path) -> None:
         for word in inspection.words:  # word edges through every panel, for lining things up
             for edge in (word.start, word.end):
                 ax.axvline(edge, color="tab:orange", linewidth=0.6, alpha=0.6)
-    axes[-1].set_xlim(0, inspection.duration)
+    end = max([inspection.duration] + [w.end for w in inspection.words])
+    axes[-1].set_xlim(0, end)
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(f"“{inspection.text}”" if inspection.text else "(nothing recognised)")
     fig.savefig(path)
@@ -203,20 +211,19 @@ def plot_training(metrics: dict[str, tuple[np.ndarray, np.ndarray]], path: str |
     for key in ("val_wer", "val_cer"):
         if key in metrics:
             steps, values = metrics[key]
-            wer_ax.plot(
-                steps, 100 * values, "o-", label=key.replace("_", " ").upper(), markersize=4
-            )
+            label = f"val {key.removeprefix('val_').upper()}"
+            wer_ax.plot(steps, 100 * values, "o-", label=label, markersize=4)
             best = int(np.argmin(values))
             if key == "val_wer":
                 wer_ax.annotate(
-                    f"best {100 * values[best]:.1f}%",
+                    f"best WER {100 * values[best]:.1f}% (step {steps[best]:.0f})",
                     (steps[best], 100 * values[best]),
                     textcoords="offset points",
-                    xytext=(0, 8),
-                    ha="center",
+                    xytext=(10, 25),
+                    arrowprops={"arrowstyle": "->", "color": "0.4"},
                 )
     wer_ax.set_ylabel("error rate (%)")
-    wer_ax.set_ylim(bottom=0)
+    wer_ax.set_ylim(bottom=-3)  # a little room below 0%, so points at 0 are not clipped
     if wer_ax.has_data():
         wer_ax.legend()
     for ax in (loss_ax, wer_ax):
