@@ -1,4 +1,5 @@
-"""The `asr` command: transcribe, evaluate, fit/validate/test, export, manifest, check-data."""
+"""The `asr` command: transcribe, evaluate, fit/validate/test, export, manifest, check-data,
+inspect, plot-training."""
 
 import argparse
 import json
@@ -35,6 +36,11 @@ def _decoding_options(args: argparse.Namespace) -> "DecodingOptions":
     )
 
 
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars go to stderr, and only to a terminal: logs and pipes stay clean."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _record(given: str, result: "Transcription") -> dict:
     """The JSON object printed for one file; text is data, escaped by json.dumps."""
     record: dict = {"path": given, "text": result.text}
@@ -66,7 +72,10 @@ def _transcribe(args: argparse.Namespace) -> int:
         return 1
     options = _decoding_options(args)
     recognizer = load_model(args.model)
-    results = recognizer.transcribe(files, batch_size=args.batch_size, options=options)
+    progress = _show_progress(args) and len(files) > 1
+    results = recognizer.transcribe(
+        files, batch_size=args.batch_size, options=options, progress=progress
+    )
     failed = 0
     for given, result in zip(files, results, strict=True):
         if result.error:
@@ -87,10 +96,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     options = _decoding_options(args)
     recognizer = load_model(args.model)
-    wer, cer = evaluate(recognizer, args.manifest, args.out_dir, args.batch_size, options)
+    wer, cer = evaluate(
+        recognizer, args.manifest, args.out_dir, args.batch_size, options, _show_progress(args)
+    )
     print(wer.summary("WER"))
     print(cer.summary("CER"))
-    print(f"recogs and errs written to {args.out_dir}")
+    print(f"recogs, errs and analysis written to {args.out_dir}")
     return 0
 
 
@@ -126,6 +137,46 @@ def _build_lm(args: argparse.Namespace) -> int:
         with open(args.words, "w", encoding="utf-8") as f:
             f.write("\n".join(words) + "\n")
         print(f"{args.words}: {len(words)} words")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from asr.audio import AudioError
+    from asr.inspection import inspect_audio, to_json
+    from asr.transcribe import load_model
+
+    recognizer = load_model(args.model)
+    try:
+        inspection = inspect_audio(recognizer, args.audio)
+    except AudioError as err:
+        print(f"asr inspect: error: {err}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        text = json.dumps(to_json(inspection), ensure_ascii=False)
+        if args.output in (None, "-"):
+            print(text)
+        else:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return 0
+    from asr.plots import plot_inspection
+
+    output = args.output or "inspect.png"
+    plot_inspection(inspection, output)
+    print(f"{output}: {inspection.text!r}", file=sys.stderr)
+    return 0
+
+
+def _plot_training(args: argparse.Namespace) -> int:
+    from asr.plots import find_metrics, plot_training, read_metrics
+
+    try:
+        path = find_metrics(args.logdir)
+        plot_training(read_metrics(path), args.output)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"asr plot-training: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: curves from {path}", file=sys.stderr)
     return 0
 
 
@@ -169,14 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoding_arguments(p)
     p.set_defaults(func=_transcribe)
 
     p = sub.add_parser("evaluate", help="decode a manifest; write recogs/errs and WER")
     p.add_argument("manifest", help="JSONL manifest with audio and reference text")
     p.add_argument("--model", help="model file (default: the bundled model)")
-    p.add_argument("--out-dir", default="exp/evaluate", help="where recogs and errs go")
+    p.add_argument("--out-dir", default="exp/evaluate", help="where recogs, errs and analysis go")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoding_arguments(p)
     p.set_defaults(func=_evaluate)
 
@@ -192,6 +245,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=int, default=3)
     p.add_argument("--words", help="also write the word list (a lexicon for --lexicon)")
     p.set_defaults(func=_build_lm)
+
+    p = sub.add_parser(
+        "inspect", help="plot what the model does with one recording (gates included)"
+    )
+    p.add_argument("audio", help="an audio file")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("-o", "--output", help="file to write (default: inspect.png; for json: stdout)")
+    p.add_argument(
+        "--format",
+        choices=("png", "json"),
+        default="png",
+        help="png: the figure (any suffix matplotlib knows); json: the numbers",
+    )
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("plot-training", help="loss and WER curves from a run's metrics.csv")
+    p.add_argument("logdir", help="a run's folder (searched for CSVLogger's metrics.csv)")
+    p.add_argument("-o", "--output", default="curves.png", help="image file to write")
+    p.set_defaults(func=_plot_training)
 
     p = sub.add_parser(
         "manifest", help="build a JSONL manifest from a folder or a table", add_help=False

@@ -1,13 +1,16 @@
-"""Scoring a model on a manifest: `recogs` and `errs` files plus a WER summary line."""
+"""Scoring a model on a manifest: `recogs`, `errs` and `analysis` files plus a WER summary."""
 
 from pathlib import Path
 
 import jiwer
 
 from asr.manifest import read_manifest
-from asr.metrics import ErrorCounts, char_errors, word_errors
+from asr.metrics import ErrorCounts, char_errors, word_error_types, word_errors
 from asr.text import normalize_text
 from asr.transcribe import DecodingOptions, Recognizer
+
+TOP_ERRORS = 20  # most frequent substitutions, deletions and insertions listed in `analysis`
+SPEAKER_KEY = "speaker"  # manifest field that groups utterances for the per-speaker table
 
 
 def evaluate(
@@ -16,19 +19,27 @@ def evaluate(
     out_dir: str | Path,
     batch_size: int = 16,
     options: DecodingOptions | None = None,
+    progress: bool = False,
 ) -> tuple[ErrorCounts, ErrorCounts]:
     """Decode every utterance of `manifest` and score it.
 
     Writes `out_dir/recogs` (one `id<TAB>ref=...<TAB>hyp=...` line per utterance) and
     `out_dir/errs` (the summary, then each utterance with errors and its word alignment).
     An unreadable audio file counts as an empty hypothesis and is listed in `errs`.
+    Also writes `out_dir/analysis`: the most frequent word substitutions, deletions and
+    insertions and, when the manifest's records carry a "speaker" field, WER per speaker.
+
+    Args:
+        progress: show a progress bar (files, rate, ETA) on stderr while decoding.
 
     Returns:
         Word and character error counts.
     """
     records = read_manifest(manifest)
     audio = [r["audio"] for r in records]
-    results = recognizer.transcribe(audio, batch_size=batch_size, options=options)
+    results = recognizer.transcribe(
+        audio, batch_size=batch_size, options=options, progress=progress
+    )
     refs = [normalize_text(r["text"]) for r in records]
     hyps = [res.text for res in results]
     wer, cer = word_errors(refs, hyps), char_errors(refs, hyps)
@@ -46,7 +57,48 @@ def evaluate(
                 f.write(f"{uid}\tERROR {res.error}\n")
             elif ref != hyp:
                 f.write(f"{uid}\n{_alignment(ref, hyp)}\n")
+    speakers = [r.get(SPEAKER_KEY) for r in records]
+    with open(out_dir / "analysis", "w") as f:
+        f.write(error_analysis(refs, hyps))
+        if any(s is not None for s in speakers):
+            f.write("\n" + speaker_table(refs, hyps, speakers))
     return wer, cer
+
+
+def error_analysis(refs: list[str], hyps: list[str], top: int = TOP_ERRORS) -> str:
+    """The `top` most frequent word substitutions, deletions and insertions, as text."""
+    types = word_error_types(refs, hyps)
+    sections = (
+        ("substitutions (ref -> hyp)", types.substitutions, lambda k: f"{k[0]} -> {k[1]}"),
+        ("deletions", types.deletions, str),
+        ("insertions", types.insertions, str),
+    )
+    lines = []
+    for title, counter, show in sections:
+        lines.append(f"{title}: {sum(counter.values())}")
+        lines += [f"{n:6d}  {show(k)}" for k, n in counter.most_common(top)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def speaker_table(refs: list[str], hyps: list[str], speakers: list[str | None]) -> str:
+    """WER per speaker (records without one grouped as "-"), worst first, as a text table."""
+    groups: dict[str, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        groups.setdefault("-" if speaker is None else str(speaker), []).append(i)
+    rows = []
+    for speaker, idx in groups.items():
+        counts = word_errors([refs[i] for i in idx], [hyps[i] for i in idx])
+        rows.append((speaker, len(idx), counts))
+    rows.sort(key=lambda row: (-row[2].rate, row[0]))
+    width = max(len("speaker"), *(len(r[0]) for r in rows))
+    lines = [f"{'speaker':<{width}}  {'utts':>5}  {'words':>6}  {'WER':>7}  ins  del  sub"]
+    for speaker, n, c in rows:
+        lines.append(
+            f"{speaker:<{width}}  {n:5d}  {c.reference_length:6d}  {100 * c.rate:6.2f}%"
+            f"  {c.insertions:3d}  {c.deletions:3d}  {c.substitutions:3d}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _alignment(ref: str, hyp: str) -> str:

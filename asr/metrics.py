@@ -1,7 +1,8 @@
 """Word and character error rates, with jiwer doing the alignments."""
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jiwer
 
@@ -72,3 +73,43 @@ def word_errors(refs: Sequence[str], hyps: Sequence[str]) -> ErrorCounts:
 def char_errors(refs: Sequence[str], hyps: Sequence[str]) -> ErrorCounts:
     """Character-level edit counts over a corpus (CER = .rate); spaces count as characters."""
     return _count(refs, hyps, chars=True)
+
+
+@dataclass
+class WordErrorTypes:
+    """How often each word was substituted (ref -> hyp), deleted or inserted."""
+
+    substitutions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    deletions: Counter[str] = field(default_factory=Counter)
+    insertions: Counter[str] = field(default_factory=Counter)
+
+
+def word_error_types(refs: Sequence[str], hyps: Sequence[str]) -> WordErrorTypes:
+    """Count each word's substitutions, deletions and insertions over a corpus.
+
+    Uses jiwer's alignment chunks and counts per word: a chunk of 2 substituted words gives
+    two (ref, hyp) pairs, so "turn on" -> "tell me" counts turn->tell and on->me.
+    """
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    types = WordErrorTypes()
+    pairs = []
+    for ref, hyp in zip(refs, hyps, strict=True):
+        if ref.strip():
+            pairs.append((ref, hyp))
+        else:  # jiwer refuses empty references: every hypothesis word is an insertion
+            types.insertions.update(hyp.split())
+    if not pairs:
+        return types
+    out = jiwer.process_words([r for r, _ in pairs], [h for _, h in pairs])
+    for ref, hyp, chunks in zip(out.references, out.hypotheses, out.alignments, strict=True):
+        for c in chunks:
+            ref_words = ref[c.ref_start_idx : c.ref_end_idx]
+            hyp_words = hyp[c.hyp_start_idx : c.hyp_end_idx]
+            if c.type == "substitute":
+                types.substitutions.update(zip(ref_words, hyp_words, strict=True))
+            elif c.type == "delete":
+                types.deletions.update(ref_words)
+            elif c.type == "insert":
+                types.insertions.update(hyp_words)
+    return types

@@ -1,6 +1,7 @@
 """`asr fit`: training through LightningCLI, then export of the best model file."""
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from asr.checkpointing import AtomicCheckpointIO, resume_checkpoint
@@ -26,6 +28,10 @@ class TrainCLI(LightningCLI):
             in `<trainer.default_root_dir>/checkpoints`; `checkpoint.every_n_train_steps`
             adds mid-epoch saves of last.ckpt).
         export: where to write the model file of the best checkpoint once fit ends.
+
+    Logs: unless `trainer.logger` is set, each run writes TensorBoard event files under
+    `<default_root_dir>/lightning_logs/version_N/` and `<default_root_dir>/csv/version_N/
+    metrics.csv` (read by `asr plot-training`).
 
     Fault tolerance:
         - Automatic resume: `asr fit` without `--ckpt_path` resumes from
@@ -49,6 +55,8 @@ class TrainCLI(LightningCLI):
                 "checkpoint.filename": "best-{epoch}-{val_wer:.4f}",
                 # Our batch sampler splits data across ranks itself (equal, disjoint shares).
                 "trainer.use_distributed_sampler": False,
+                # A bar redrawn with carriage returns only makes sense on a terminal.
+                "trainer.enable_progress_bar": sys.stderr.isatty(),
             }
         )
         parser.add_argument("--export", type=str | None, default=None, help="model file to write")
@@ -63,6 +71,12 @@ class TrainCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> Trainer:
         if self._get(self.config_init, "trainer", default={}).get("strategy") == "ddp":
             kwargs.setdefault("strategy", DDPStrategy(timeout=timedelta(seconds=DDP_TIMEOUT_S)))
+        if self._get(self.config_init, "trainer", default={}).get("logger") in (None, True):
+            root = self._get(self.config_init, "trainer")["default_root_dir"] or "."
+            kwargs.setdefault(
+                "logger",
+                [TensorBoardLogger(root, name="lightning_logs"), CSVLogger(root, name="csv")],
+            )
         trainer = super().instantiate_trainer(**kwargs)
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer

@@ -1,5 +1,7 @@
 """Transcription: the Python API behind `asr.load_model(...).transcribe(...)`."""
 
+import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -7,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from asr.alignment import Word, align_batch
 from asr.audio import SAMPLE_RATE, AudioError, chunk_starts, load_audio
@@ -117,6 +120,7 @@ class Recognizer:
         inputs: AudioInput | Sequence[AudioInput],
         batch_size: int = 16,
         options: DecodingOptions | None = None,
+        progress: bool = False,
     ) -> list[Transcription]:
         """Transcribe files (any format and rate soundfile reads) or 16 kHz mono arrays.
 
@@ -125,6 +129,7 @@ class Recognizer:
 
         Args:
             options: decoding method (default: greedy).
+            progress: show a progress bar (files, rate, ETA) on stderr.
 
         Returns:
             One `Transcription` per input, in input order, with word timings and confidences.
@@ -134,8 +139,10 @@ class Recognizer:
         options = options or DecodingOptions()
         results: list[Transcription] = []
         window = batch_size * SORT_WINDOW
-        for start in range(0, len(inputs), window):
-            results += self._transcribe_window(inputs[start : start + window], batch_size, options)
+        with tqdm(total=len(inputs), unit="file", disable=not progress, file=sys.stderr) as bar:
+            for start in range(0, len(inputs), window):
+                chunk = inputs[start : start + window]
+                results += self._transcribe_window(chunk, batch_size, options, bar)
         return results
 
     def decode(
@@ -163,7 +170,11 @@ class Recognizer:
         return results
 
     def _transcribe_window(
-        self, inputs: Sequence[AudioInput], batch_size: int, options: DecodingOptions
+        self,
+        inputs: Sequence[AudioInput],
+        batch_size: int,
+        options: DecodingOptions,
+        bar: tqdm | None = None,
     ) -> list[Transcription]:
         results = [Transcription("", None if isinstance(x, np.ndarray) else str(x)) for x in inputs]
         # Long inputs become several pieces (see `asr.audio.chunk_starts`); a piece is
@@ -178,13 +189,21 @@ class Recognizer:
             starts = chunk_starts(audio)
             for start, end in zip(starts, [*starts[1:], len(audio)], strict=True):
                 pieces.append((i, start, audio[start:end]))
+        if bar is not None:
+            bar.update(sum(r.error is not None for r in results))  # unreadable files are done
+        left = Counter(i for i, _, _ in pieces)  # pieces still to decode, per input
         decoded: dict[int, list[tuple[int, int, Transcription]]] = {}
         order = sorted(range(len(pieces)), key=lambda p: len(pieces[p][2]))
         for batch in _chunks(order, batch_size):
             log_probs, lengths = self.log_probs([pieces[p][2] for p in batch])
+            finished = 0
             for p, result in zip(batch, self.decode(log_probs, lengths, options), strict=True):
                 i, start, samples = pieces[p]
                 decoded.setdefault(i, []).append((start, len(samples), result))
+                left[i] -= 1
+                finished += left[i] == 0
+            if bar is not None:
+                bar.update(finished)
         for i, parts in decoded.items():
             joined = _join(sorted(parts, key=lambda part: part[0]))
             joined.path = results[i].path

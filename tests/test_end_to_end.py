@@ -134,3 +134,14 @@ def test_cli_closed_set_commands_reject_out_of_list_speech(trained_model, tiny_c
         for outside in ("yes", "no"):  # spoken, but not in the list
             record = records[f"{voice}_{outside}"]
             assert (record["rejected"], record["text"], record["words"]) == (True, "", [])
+
+
+def test_fit_logs_tensorboard_and_csv_under_the_root_dir(trained_model, tmp_path):
+    root = trained_model.parent  # the run's --trainer.default_root_dir
+    assert list((root / "lightning_logs").rglob("events.out.tfevents.*"))
+    (metrics,) = (root / "csv").rglob("metrics.csv")
+    header = metrics.read_text().splitlines()[0].split(",")
+    assert {"step", "train_loss", "val_loss", "val_wer"} <= set(header)
+    curves = tmp_path / "curves.png"
+    asr_cli("plot-training", str(root), "-o", str(curves))
+    assert curves.stat().st_size > 10_000

@@ -1,0 +1,73 @@
+"""`asr evaluate`'s error analysis: most frequent word errors and the per-speaker WER table."""
+
+import json
+from pathlib import Path
+
+from asr.evaluate import error_analysis, evaluate, speaker_table
+from asr.metrics import word_error_types
+from asr.transcribe import Transcription
+
+REFS = ["turn on the light", "go left", "stop", "turn on the light", ""]
+HYPS = ["turn off the light", "go", "stop now", "turn on a lamp", "yes"]
+
+
+def test_word_error_types_counts_each_word():
+    types = word_error_types(REFS, HYPS)
+    # "the light" -> "a lamp" is one jiwer chunk but two word substitutions.
+    assert types.substitutions == {("on", "off"): 1, ("the", "a"): 1, ("light", "lamp"): 1}
+    assert types.deletions == {"left": 1}
+    assert types.insertions == {"now": 1, "yes": 1}  # "yes" against an empty reference
+
+
+def test_error_analysis_lists_most_frequent_first():
+    text = error_analysis(["a b", "a b", "a b"], ["c b", "c b", "d b"])
+    lines = text.splitlines()
+    assert lines[0] == "substitutions (ref -> hyp): 3"
+    assert lines[1].split() == ["2", "a", "->", "c"] and lines[2].split() == ["1", "a", "->", "d"]
+    assert "deletions: 0" in lines and "insertions: 0" in lines
+
+
+def test_speaker_table_worst_first():
+    table = speaker_table(["a b", "a b", "c"], ["a b", "a x", "c"], ["anna", "bob", "anna"])
+    header, first, second = table.splitlines()
+    assert header.split()[:4] == ["speaker", "utts", "words", "WER"]
+    assert first.split() == ["bob", "1", "2", "50.00%", "0", "0", "1"]
+    assert second.split() == ["anna", "2", "3", "0.00%", "0", "0", "0"]
+
+
+class FakeRecognizer:
+    """Answers with fixed texts per audio path, so the expected analysis is known."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def transcribe(self, audio, batch_size=16, options=None, progress=False):
+        return [Transcription(self.answers[Path(a).name], str(a)) for a in audio]
+
+
+def test_evaluate_writes_analysis_with_speakers(tmp_path: Path):
+    records = [
+        {"audio": "a.wav", "text": "go left", "duration": 1.0, "speaker": "en-us"},
+        {"audio": "b.wav", "text": "stop", "duration": 1.0, "speaker": "en-gb"},
+        {"audio": "c.wav", "text": "go left", "duration": 1.0, "speaker": "en-gb"},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    answers = {"a.wav": "go left", "b.wav": "stop it", "c.wav": "go lift"}
+    wer, _ = evaluate(FakeRecognizer(answers), manifest, tmp_path / "out")
+    assert (wer.substitutions, wer.insertions, wer.deletions) == (1, 1, 0)
+    analysis = (tmp_path / "out" / "analysis").read_text()
+    assert "     1  left -> lift" in analysis and "     1  it" in analysis
+    table = analysis[analysis.index("speaker") :].splitlines()
+    assert [line.split()[:4] for line in table[1:]] == [
+        ["en-gb", "2", "3", "66.67%"],
+        ["en-us", "1", "2", "0.00%"],
+    ]
+
+
+def test_evaluate_without_speakers_has_no_table(tmp_path: Path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio": "a.wav", "text": "stop", "duration": 1.0}) + "\n")
+    evaluate(FakeRecognizer({"a.wav": "stop"}), manifest, tmp_path / "out")
+    analysis = (tmp_path / "out" / "analysis").read_text()
+    assert "substitutions (ref -> hyp): 0" in analysis and "speaker" not in analysis

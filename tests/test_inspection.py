@@ -1,0 +1,120 @@
+"""`asr inspect` (figure and JSON) on a small random model, and `asr plot-training`."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.image import imread
+
+import asr
+from asr.audio import load_audio
+from asr.cli import main
+from asr.features import N_MELS, num_frames
+from asr.inspection import inspect_audio
+from asr.model import AcousticModel, ModelConfig
+from asr.model_file import save_model_file
+from asr.text import Tokenizer
+
+CONFIG = ModelConfig(subsampling=4, conv_channels=16, hidden_size=8, num_layers=2, dropout=0.0)
+MIN_FIGURE_BYTES = 20_000  # a blank or one-panel figure is far smaller
+METRICS_CSV = """\
+epoch,step,train_loss,val_cer,val_loss,val_wer
+0,4,9.5,,,
+0,9,4.25,,,
+0,9,,0.9,3.5,1.0
+1,14,2.0,,,
+1,19,1.0,,,
+1,19,,0.2,1.5,0.4
+"""
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "random.safetensors"
+    save_model_file(path, AcousticModel(CONFIG), Tokenizer(), "utterance")
+    return path
+
+
+@pytest.fixture
+def wav(tiny_corpus: Path) -> Path:
+    return tiny_corpus / "wav" / "en-us_go_left.wav"
+
+
+def test_json_arrays_share_the_models_time_axis(random_model, wav, tmp_path, capsys):
+    assert main(["inspect", str(wav), "--model", str(random_model), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    samples = len(load_audio(wav))
+    feature_frames = int(num_frames(samples))
+    frames = int(AcousticModel(CONFIG).output_lengths(torch.tensor([feature_frames]))[0])
+    assert out["num_frames"] == frames and out["frame_shift"] == 0.04
+    assert np.array(out["features"]).shape == (feature_frames, N_MELS)
+    posteriors = np.array(out["posteriors"])
+    assert posteriors.shape == (frames, len(out["vocabulary"]))
+    np.testing.assert_allclose(posteriors.sum(axis=1), 1.0, atol=1e-3)
+    assert [(g["layer"], g["direction"]) for g in out["gates"]] == [
+        (0, "forward"),
+        (0, "backward"),
+        (1, "forward"),
+        (1, "backward"),
+    ]
+    for entry in out["gates"]:
+        for gate in ("input", "forget", "output"):
+            values = np.array(entry[gate])
+            assert values.shape == (frames,) and ((values > 0) & (values < 1)).all()
+    assert out["duration"] == pytest.approx(samples / 16_000, abs=1e-3)
+    # The recomputed network transcribes exactly as the model does.
+    assert out["text"] == asr.load_model(random_model).transcribe(wav)[0].text
+    assert " ".join(w["word"] for w in out["words"]) == out["text"]
+
+
+def test_figure_is_written(random_model, wav, tmp_path):
+    out = tmp_path / "inspect.png"
+    assert main(["inspect", str(wav), "--model", str(random_model), "-o", str(out)]) == 0
+    assert out.stat().st_size > MIN_FIGURE_BYTES
+    image = imread(out)
+    assert image.shape[0] > image.shape[1] / 2  # a tall stack of panels, not one strip
+    assert image[..., :3].std() > 0.05  # something was drawn
+
+
+def test_gate_means_differ_between_directions(random_model, wav):
+    inspection = inspect_audio(asr.load_model(random_model), wav)
+    layers, directions, gates, frames = inspection.gates.shape
+    assert (layers, directions, gates) == (2, 2, 3) and frames == len(inspection.log_probs)
+    # Forward and backward are separate weights: identical curves would mean one was reused.
+    assert not np.allclose(inspection.gates[:, 0], inspection.gates[:, 1])
+
+
+def test_unreadable_audio_fails_cleanly(random_model, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    assert main(["inspect", str(bad), "--model", str(random_model)]) == 1
+    assert "bad.wav" in capsys.readouterr().err
+
+
+def test_plot_training_from_metrics_csv(tmp_path):
+    run = tmp_path / "run" / "csv" / "version_0"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text(METRICS_CSV)
+    out = tmp_path / "curves.png"
+    assert main(["plot-training", str(tmp_path / "run"), "-o", str(out)]) == 0
+    assert out.stat().st_size > MIN_FIGURE_BYTES / 2
+    assert imread(out)[..., :3].std() > 0.05
+
+
+def test_read_metrics_skips_empty_cells(tmp_path):
+    from asr.plots import read_metrics
+
+    path = tmp_path / "metrics.csv"
+    path.write_text(METRICS_CSV)
+    metrics = read_metrics(path)
+    np.testing.assert_array_equal(metrics["train_loss"][0], [4, 9, 14, 19])
+    np.testing.assert_array_equal(metrics["val_wer"][1], [1.0, 0.4])
+    assert set(metrics) == {"train_loss", "val_loss", "val_wer", "val_cer"}
+
+
+def test_plot_training_without_metrics_fails_cleanly(tmp_path, capsys):
+    assert main(["plot-training", str(tmp_path), "-o", str(tmp_path / "c.png")]) == 1
+    assert "metrics.csv" in capsys.readouterr().err
