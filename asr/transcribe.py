@@ -22,6 +22,7 @@ from asr.model_file import load_model_file
 from asr.text import Tokenizer
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "commands.safetensors"
+SILENCE_PEAK = 1e-3  # full scale (-60 dBFS): quieter input is silence and gives no text
 SORT_WINDOW = 8  # batches read ahead and sorted by length, so batches carry little padding
 
 AudioInput = str | Path | np.ndarray
@@ -193,7 +194,16 @@ class Recognizer:
             bar.update(sum(r.error is not None for r in results))  # unreadable files are done
         left = Counter(i for i, _, _ in pieces)  # pieces still to decode, per input
         decoded: dict[int, list[tuple[int, int, Transcription]]] = {}
-        order = sorted(range(len(pieces)), key=lambda p: len(pieces[p][2]))
+        audible = []
+        for p, (i, start, samples) in enumerate(pieces):
+            if np.abs(samples).max() >= SILENCE_PEAK:
+                audible.append(p)
+            else:  # nothing to hear: no model run, so no guess either
+                decoded.setdefault(i, []).append((start, len(samples), _silent(options)))
+                left[i] -= 1
+        if bar is not None:
+            bar.update(sum(n == 0 for n in left.values()))  # inputs that were all silence
+        order = sorted(audible, key=lambda p: len(pieces[p][2]))
         for batch in _chunks(order, batch_size):
             log_probs, lengths = self.log_probs([pieces[p][2] for p in batch])
             finished = 0
@@ -209,6 +219,13 @@ class Recognizer:
             joined.path = results[i].path
             results[i] = joined
         return results
+
+
+def _silent(options: DecodingOptions) -> Transcription:
+    """The result for audio below SILENCE_PEAK: no words, and no command either."""
+    if options.commands:
+        return Transcription("", rejected=True, command_score=0.0)
+    return Transcription("")
 
 
 def _join(parts: list[tuple[int, int, Transcription]]) -> Transcription:

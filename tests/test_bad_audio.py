@@ -143,16 +143,14 @@ def test_cli_batch_goes_on_past_every_bad_file_and_exits_1(trained_model, speech
     assert f"{len(INVALID)} of {len(files)} files failed" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: per-utterance feature normalisation blows digital silence up "
-    "to unit variance and the tiny model hallucinates letters (no energy gate yet)",
-)
 def test_pure_silence_gives_empty_text_without_error(recognizer, tmp_path):
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(2 * SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
     result = recognizer.transcribe(path)[0]
     assert (result.text, result.error, result.words) == ("", None, [])
+    commands = asr.DecodingOptions(commands=("go left", "stop"))
+    result = recognizer.transcribe(path, options=commands)[0]
+    assert (result.text, result.rejected) == ("", True)
 
 
 def test_ten_minute_file_is_decoded_in_bounded_chunks(recognizer, speech, tmp_path, monkeypatch):
