@@ -292,7 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         train_main(args_given)
         return 0
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from asr.model_file import ModelFileError
+
+    try:
+        return args.func(args)
+    except (ModelFileError, FileNotFoundError) as err:  # a bad --model path, a missing list
+        print(f"asr {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

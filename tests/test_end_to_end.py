@@ -145,3 +145,14 @@ def test_fit_logs_tensorboard_and_csv_under_the_root_dir(trained_model, tmp_path
     curves = tmp_path / "curves.png"
     asr_cli("plot-training", str(root), "-o", str(curves))
     assert curves.stat().st_size > 10_000
+
+
+def test_cli_missing_or_corrupt_model_is_a_clear_error(tiny_corpus, tmp_path):
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 100)
+    wav = str(next((tiny_corpus / "wav").iterdir()))
+    for model in (tmp_path / "missing.safetensors", corrupt):
+        result = asr_cli("transcribe", "--model", str(model), wav, check=False)
+        assert result.returncode == 2
+        assert f"asr transcribe: error: {model}" in result.stderr
+        assert "Traceback" not in result.stderr
