@@ -7,13 +7,14 @@ good one. `AtomicCheckpointIO` writes next to the target, fsyncs, then renames.
 """
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from asr.files import write_atomically
 
 LAST_CHECKPOINT = "last.ckpt"  # ModelCheckpoint(save_last=True) keeps this file current
 
@@ -25,18 +26,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
         """Write `checkpoint` to a temp file beside `path`, fsync it, then rename over `path`."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
     def load_checkpoint(
         self,

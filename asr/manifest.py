@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import soundfile as sf
 
 from asr.audio import AudioError, find_audio_files
+from asr.files import write_atomically
 from asr.text import normalize_text
 
 logger = logging.getLogger(__name__)
@@ -109,15 +109,7 @@ def write_manifest(path: str | Path, records: Iterable[Record]) -> Path:
             raise ValueError(f"record {index} for {path}: {problem}")
         record = {**record, "audio": _relative_audio(str(record["audio"]), folder)}
         lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: tmp.write_text("".join(lines), encoding="utf-8"))
 
 
 def audio_record(audio: str | Path, text: str, **extra: Any) -> Record:

@@ -6,8 +6,6 @@ rebuilds the whole recogniser without unpickling anything.
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from asr.files import write_atomically
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Tokenizer
 
@@ -48,19 +47,11 @@ def save_model_file(
         "tokenizer": {"vocabulary": list(tokenizer.vocabulary)},
         "info": info or {},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps(header)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(weights, tmp, metadata={METADATA_KEY: json.dumps(header)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: save_file(weights, tmp, metadata={METADATA_KEY: meta}))
 
 
 def read_header(path: str | Path) -> dict[str, Any]:

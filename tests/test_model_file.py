@@ -1,4 +1,5 @@
 import json
+import os
 import pickle
 
 import pytest
@@ -67,3 +68,12 @@ def test_half_precision_file_is_smaller_and_close(tmp_path):
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     x, n = torch.randn(1, 40, 80), torch.tensor([40])
     torch.testing.assert_close(loaded(x, n)[0], model(x, n)[0], atol=1e-2, rtol=0)
+
+
+def test_model_file_gets_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, small_model(), Tokenizer(), "utterance")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left

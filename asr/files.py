@@ -1,0 +1,42 @@
+"""Writing files so that a crash never leaves a truncated file where a good one was."""
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Have `write` fill a temp file beside `path`, fsync it, then rename it over `path`.
+
+    The rename is atomic on POSIX file systems: readers see the old file or the new one,
+    never a part. The file gets the usual permissions (0666 less the umask), not the 0600
+    that `tempfile.mkstemp` gives.
+
+    Args:
+        path: the file to create or replace; its folder is created.
+        write: called with the temp file's path; writes the whole content there.
+
+    Returns:
+        `path` as a Path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
