@@ -112,6 +112,7 @@ def _export(args: argparse.Namespace) -> int:
     checkpoint = load_weights_only_checkpoint(args.checkpoint)
     # LightningCLI stores bookkeeping keys (e.g. "_instantiator") beside the init arguments.
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hparams.pop("init_from", None)  # the checkpoint holds the weights; the file may be gone
     module = CTCModule(**hparams)
     module.load_state_dict(checkpoint["state_dict"])
     info = {

@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -13,7 +14,7 @@ from asr.decoding import greedy_texts
 from asr.features import N_MELS, LogMel
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.model import AcousticModel, ModelConfig
-from asr.model_file import save_model_file
+from asr.model_file import load_model_file, save_model_file
 from asr.text import Tokenizer
 
 
@@ -40,6 +41,9 @@ class CTCModule(L.LightningModule):
         spec_augment: number of time and frequency masks applied to training features.
         freq_mask: widest frequency mask (mel bins).
         time_mask: widest time mask (frames), capped at 20% of each batch's length.
+        init_from: a model file (`asr.model_file`) whose weights start the training, to
+            fine-tune it on new data; its architecture, tokenizer and normalisation must
+            be these (dropout may differ).
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class CTCModule(L.LightningModule):
         spec_augment: int = 2,
         freq_mask: int = 15,
         time_mask: int = 40,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -75,9 +80,22 @@ class CTCModule(L.LightningModule):
                 bidirectional=bidirectional,
             )
         )
+        if init_from:
+            self._load_weights(init_from)
         self._errors = {"wer": ErrorCounts(), "cer": ErrorCounts()}
         self.skipped_utterances = 0  # CTC-infeasible training utterances left out of the loss
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite gradient
+
+    def _load_weights(self, path: str) -> None:
+        pretrained, tokenizer, header = load_model_file(path)
+        ours = replace(self.model.config, dropout=pretrained.config.dropout)
+        theirs = (pretrained.config, tokenizer.vocabulary, header["features"]["normalization"])
+        if theirs != (ours, self.tokenizer.vocabulary, self.hparams.normalization):
+            raise ValueError(
+                f"{path}: cannot fine-tune: the file's model {theirs} is not this one "
+                f"{(ours, self.tokenizer.vocabulary, self.hparams.normalization)}"
+            )
+        self.model.load_state_dict(pretrained.state_dict())
 
     def forward(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor

@@ -1,6 +1,7 @@
 from itertools import pairwise
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from asr.lightning_module import CTCModule
@@ -57,3 +58,22 @@ def test_warmup_then_cosine_schedule():
     assert lrs[0] == 1e-4 and max(lrs) == lrs[9] == 1e-3  # linear warmup to the peak
     assert all(a >= b for a, b in pairwise(lrs[9:]))  # then only decays
     assert abs(lrs[-1] - 1e-4) < 1e-5  # to final_lr_ratio * lr
+
+
+def test_init_from_model_file_starts_from_its_weights(tmp_path):
+    source = small_module(dropout=0.0)
+    path = tmp_path / "m.safetensors"
+    source.export(path)
+    tuned = small_module(dropout=0.3, init_from=str(path))  # dropout may differ
+    for name, value in source.model.state_dict().items():
+        assert torch.equal(tuned.model.state_dict()[name], value), name
+    fresh = small_module(dropout=0.3)
+    assert not torch.equal(fresh.model.output.weight, tuned.model.output.weight)
+
+
+def test_init_from_a_different_architecture_is_refused(tmp_path):
+    path = tmp_path / "m.safetensors"
+    small_module().export(path)
+    with pytest.raises(ValueError, match="cannot fine-tune") as err:
+        CTCModule(conv_channels=16, hidden_size=32, num_layers=1, init_from=str(path))
+    assert str(path) in str(err.value)
