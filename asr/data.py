@@ -16,31 +16,27 @@ FRAMES_PER_SECOND = 100  # feature frames per second of audio (10 ms hop)
 class SpeechDataset(Dataset):
     """Manifest records -> (waveform, token ids) pairs.
 
+    Items are read by index, or by `(index, speed_factor)` (what `DurationBatchSampler` yields
+    when it perturbs speed): the audio is then resampled to play that many times faster
+    (speed perturbation, pitch included).
+
     Args:
         records: dicts with "audio" (absolute path) and "text".
         tokenizer: maps normalised text to ids.
-        speed_factors: if given, each read picks one factor at random and resamples the
-            audio so it plays that many times faster (speed perturbation, pitch included).
     """
 
-    def __init__(
-        self,
-        records: Sequence[dict],
-        tokenizer: Tokenizer,
-        speed_factors: Sequence[float] | None = None,
-    ) -> None:
+    def __init__(self, records: Sequence[dict], tokenizer: Tokenizer) -> None:
         self.records = records
         self.tokenizer = tokenizer
-        self.speed_factors = tuple(speed_factors or ())
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, float]) -> dict:
+        index, factor = key if isinstance(key, tuple) else (key, 1.0)
         record = self.records[index]
         audio = torch.from_numpy(load_audio(record["audio"]))
-        if self.speed_factors:
-            factor = random.choice(self.speed_factors)
+        if factor != 1.0:
             # Playing `factor` times faster = treating the audio as recorded at rate*factor.
             audio = resample(audio, round(SAMPLE_RATE * factor / 100) * 100, SAMPLE_RATE)
         text = normalize_text(record["text"])
@@ -72,7 +68,7 @@ def collate(items: list[dict]) -> dict:
     }
 
 
-class DurationBatchSampler(Sampler[list[int]]):
+class DurationBatchSampler(Sampler[list]):
     """Batches of similar duration under a padded-frames budget, split across ranks.
 
     Each epoch, utterances are sorted by a jittered duration (so batches differ between
@@ -80,6 +76,10 @@ class DurationBatchSampler(Sampler[list[int]]):
     order is shuffled, and rank r takes batches r, r + world_size, ... . Every rank builds
     the same batches from the same seed and epoch, so ranks get disjoint data and the
     same number of batches (DDP needs equal step counts).
+
+    With speed factors, each utterance draws its factor here, before bucketing, and batches
+    hold `(index, factor)` pairs: buckets then group the durations the model will really see
+    (drawn later, a 0.8x and a 1.2x copy of equal clips pad each other by 50 %).
 
     Args:
         durations: seconds per utterance.
@@ -89,6 +89,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         num_replicas, rank: the distributed world; default: a single process.
         drop_last: drop the batches that do not divide evenly across ranks; otherwise the
             last ranks repeat a few batches (fine for validation).
+        speed_factors: speed perturbation factors to draw from (training); none: indices only.
     """
 
     def __init__(
@@ -100,14 +101,17 @@ class DurationBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
         drop_last: bool = True,
+        speed_factors: Sequence[float] = (),
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside world size {num_replicas}")
         self.frames = [max(1, math.ceil(d * FRAMES_PER_SECOND)) for d in durations]
-        if max(self.frames, default=0) > max_frames:
+        self.speed_factors = tuple(speed_factors)
+        slowest = min(self.speed_factors, default=1.0)
+        if math.ceil(max(self.frames, default=0) / slowest) > max_frames:
             raise ValueError(
                 f"max_frames={max_frames} is smaller than the longest utterance "
-                f"({max(self.frames)} frames): raise max_frames"
+                f"({math.ceil(max(self.frames) / slowest)} frames): raise max_frames"
             )
         self.max_frames = max_frames
         self.shuffle = shuffle
@@ -121,23 +125,27 @@ class DurationBatchSampler(Sampler[list[int]]):
         """Called by Lightning (and by hand) before each epoch."""
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
+    def _all_batches(self) -> list[list]:
         rng = random.Random(self.seed + self.epoch)
         order = list(range(len(self.frames)))
+        frames = self.frames
+        if self.speed_factors:
+            factors = [rng.choice(self.speed_factors) for _ in order]
+            frames = [math.ceil(n / f) for n, f in zip(self.frames, factors, strict=True)]
         if self.shuffle:
             jitter = [rng.uniform(0.9, 1.1) for _ in order]
-            order.sort(key=lambda i: self.frames[i] * jitter[i])
+            order.sort(key=lambda i: frames[i] * jitter[i])
         else:
-            order.sort(key=lambda i: self.frames[i])
-        batches: list[list[int]] = []
-        batch: list[int] = []
+            order.sort(key=lambda i: frames[i])
+        batches: list[list] = []
+        batch: list = []
         longest = 0
         for i in order:
-            new_longest = max(longest, self.frames[i])
+            new_longest = max(longest, frames[i])
             if batch and (len(batch) + 1) * new_longest > self.max_frames:
                 batches.append(batch)
-                batch, new_longest = [], self.frames[i]
-            batch.append(i)
+                batch, new_longest = [], frames[i]
+            batch.append((i, factors[i]) if self.speed_factors else i)
             longest = new_longest
         if batch:
             batches.append(batch)
@@ -145,7 +153,7 @@ class DurationBatchSampler(Sampler[list[int]]):
             rng.shuffle(batches)
         return batches
 
-    def _rank_batches(self) -> list[list[int]]:
+    def _rank_batches(self) -> list[list]:
         batches = self._all_batches()
         if self.drop_last:
             per_rank = len(batches) // self.num_replicas
@@ -155,7 +163,7 @@ class DurationBatchSampler(Sampler[list[int]]):
             batches += [batches[i % len(batches)] for i in range(missing)]
         return batches[self.rank : per_rank * self.num_replicas : self.num_replicas]
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list]:
         return iter(self._rank_batches())
 
     def __len__(self) -> int:

@@ -40,9 +40,7 @@ class SpeechDataModule(L.LightningDataModule):
         if isinstance(manifests, str):
             manifests = [manifests]
         records = [r for m in manifests for r in read_manifest(m)]
-        dataset = SpeechDataset(
-            records, self.tokenizer, self.hparams.speed_factors if train else None
-        )
+        dataset = SpeechDataset(records, self.tokenizer)
         sampler = DurationBatchSampler(
             [r["duration"] for r in records],
             max_frames=self.hparams.max_frames,
@@ -51,6 +49,7 @@ class SpeechDataModule(L.LightningDataModule):
             num_replicas=self.trainer.world_size if self.trainer else 1,
             rank=self.trainer.global_rank if self.trainer else 0,
             drop_last=train,
+            speed_factors=(self.hparams.speed_factors or ()) if train else (),
         )
         workers = self.hparams.num_workers
         return DataLoader(

@@ -10,6 +10,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+# Parameter names of one layer and direction of `nn.LSTM`, in the order `torch.lstm` takes them.
+WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -114,9 +117,51 @@ class AcousticModel(nn.Module):
         x = features
         if self.subsample is not None:
             x, lengths = self.subsample(x, lengths)
-        # Packing makes each item's LSTM state independent of the batch's padding.
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed, _ = self.lstm(packed)
-        x, _ = pad_packed_sequence(packed, batch_first=True)  # (B, max(lengths), H*dirs)
-        logits = self.output(self.dropout(x))
+        x = x[:, : int(lengths.max())]
+        if bool((lengths == x.shape[1]).all()):
+            x, _ = self.lstm(x)  # no padding: nothing to keep out of the states
+        elif x.is_cuda:
+            # Packing makes each item's LSTM state independent of the batch's padding; cuDNN
+            # runs packed batches fast.
+            cpu_lengths = lengths.cpu()
+            packed = pack_padded_sequence(x, cpu_lengths, batch_first=True, enforce_sorted=False)
+            x, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True)
+        else:
+            x = self._padded_lstm(x, lengths)
+        logits = self.output(self.dropout(x))  # (B, T', H*dirs) -> (B, T', V)
         return logits.log_softmax(dim=-1), lengths
+
+    def _padded_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`self.lstm` on a padded batch without packing, layer by layer and direction by direction.
+
+        On CPU, packed sequences run one small matrix product per time step over a shrinking
+        batch; this runs each direction over the whole padded batch instead (faster to train,
+        benchmarks/bench_lstm.py). Padding sits after each item's last frame, so it never
+        reaches the forward direction's valid outputs; the backward direction runs on each
+        item reversed within its own length, so its padding comes last too.
+
+        Args:
+            x: (B, T, input) with T = max(lengths).
+            lengths: (B,) int64 valid frames.
+
+        Returns:
+            (B, T, H * directions), equal to the packed computation on the valid frames.
+        """
+        lstm = self.lstm
+        steps = torch.arange(x.shape[1], device=x.device)[None, :]  # (1, T)
+        last = lengths.to(x.device)[:, None] - 1  # (B, 1)
+        # Reversing each item within its length: index t -> length-1-t; padding stays put.
+        reverse = torch.where(steps <= last, last - steps, steps)[:, :, None]  # (B, T, 1)
+        for layer in range(lstm.num_layers):
+            outputs = []
+            for direction in range(2 if lstm.bidirectional else 1):
+                suffix = f"l{layer}" + ("_reverse" if direction else "")
+                weights = [getattr(lstm, f"{name}_{suffix}") for name in WEIGHT_NAMES]
+                inputs = x if direction == 0 else x.gather(1, reverse.expand_as(x))
+                state = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+                y = torch.lstm(inputs, (state, state), weights, True, 1, 0.0, False, False, True)[0]
+                outputs.append(y if direction == 0 else y.gather(1, reverse.expand_as(y)))
+            x = torch.cat(outputs, dim=-1)  # (B, T, H * directions)
+            if layer < lstm.num_layers - 1:
+                x = nn.functional.dropout(x, lstm.dropout, self.training)
+        return x

@@ -64,13 +64,37 @@ def test_dataset_and_collate(tiny_corpus):
     from asr.manifest import read_manifest
 
     records = read_manifest(tiny_corpus / "manifest.jsonl")
-    ds = SpeechDataset(records, Tokenizer(), speed_factors=[0.9, 1.1])
+    ds = SpeechDataset(records, Tokenizer())
     batch = collate([ds[0], ds[3]])
     assert batch["audio"].shape[0] == 2 and batch["audio"].dtype == torch.float32
     assert batch["audio_lengths"].dtype == torch.long
     assert batch["texts"] == [records[0]["text"], records[3]["text"]]
     n = batch["token_lengths"][0]
     assert Tokenizer().decode(batch["tokens"][0, :n].tolist()) == records[0]["text"]
-    plain = SpeechDataset(records, Tokenizer())[0]["audio"]
-    sped = ds[0]["audio"]
-    assert abs(len(sped) / len(plain) - 1) > 0.05  # 0.9x or 1.1x speed changed the length
+    plain = ds[0]["audio"]
+    for factor in (0.9, 1.1):
+        sped = ds[0, factor]["audio"]
+        assert abs(len(sped) * factor / len(plain) - 1) < 0.01  # plays `factor` times faster
+
+
+def test_speed_factors_drawn_before_bucketing():
+    """Batches hold (index, factor) pairs grouped by perturbed duration, little padding."""
+    rng = torch.Generator().manual_seed(0)
+    d = (1.0 + torch.rand(600, generator=rng)).tolist()
+    sampler = DurationBatchSampler(d, max_frames=2000, speed_factors=[0.8, 1.0, 1.25], seed=3)
+    batches = list(sampler)
+    items = [item for batch in batches for item in batch]
+    assert sorted(i for i, _ in items) == list(range(600))
+    assert {f for _, f in items} == {0.8, 1.0, 1.25}
+    padded = real = 0
+    for batch in batches:
+        frames = [d[i] * FRAMES_PER_SECOND / f for i, f in batch]
+        assert len(batch) * max(frames) <= 2000
+        padded += len(batch) * max(frames)
+        real += sum(frames)
+    assert padded / real < 1.15  # the jitter alone allows ~10 %
+    assert list(sampler) == batches  # same epoch, same draw
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    with pytest.raises(ValueError, match="max_frames"):  # a 0.8x copy of 1.9 s needs 238
+        DurationBatchSampler([1.9], max_frames=200, speed_factors=[0.8, 1.0])

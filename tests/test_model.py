@@ -40,3 +40,29 @@ def test_log_probs_normalised_and_output_lengths():
 def test_rejects_bad_subsampling():
     with pytest.raises(ValueError, match="subsampling"):
         AcousticModel(ModelConfig(subsampling=3))
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_padded_lstm_matches_packed(bidirectional):
+    """The CPU path without packing gives the packed LSTM's outputs and gradients."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    config = ModelConfig(subsampling=1, hidden_size=24, num_layers=3, dropout=0.0)
+    config = ModelConfig(**{**config.to_dict(), "bidirectional": bidirectional})
+    model = AcousticModel(config).train()
+    lengths = torch.tensor([17, 40, 3, 40])
+    x = torch.randn(4, 40, 80, requires_grad=True)
+
+    dense = model._padded_lstm(x, lengths)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    reference, _ = pad_packed_sequence(model.lstm(packed)[0], batch_first=True)
+    valid = (torch.arange(40)[None, :] < lengths[:, None])[:, :, None]
+    torch.testing.assert_close(dense * valid, reference, atol=1e-5, rtol=1e-5)
+
+    weights = [model.lstm.weight_hh_l0, model.lstm.weight_ih_l1]
+    if bidirectional:
+        weights.append(model.lstm.weight_ih_l0_reverse)
+    grads_dense = torch.autograd.grad((dense * valid).square().sum(), weights)
+    grads_packed = torch.autograd.grad(reference.square().sum(), weights)
+    torch.testing.assert_close(grads_dense, grads_packed, atol=1e-4, rtol=1e-4)
