@@ -11,6 +11,7 @@ from asr.audio import SAMPLE_RATE, load_audio, resample
 from asr.text import Tokenizer, normalize_text
 
 FRAMES_PER_SECOND = 100  # feature frames per second of audio (10 ms hop)
+JITTER = 0.05  # relative noise on durations before sorting: batches differ between epochs
 
 
 class SpeechDataset(Dataset):
@@ -71,8 +72,8 @@ def collate(items: list[dict]) -> dict:
 class DurationBatchSampler(Sampler[list]):
     """Batches of similar duration under a padded-frames budget, split across ranks.
 
-    Each epoch, utterances are sorted by a jittered duration (so batches differ between
-    epochs), packed greedily while `batch_size * longest_frames <= max_frames`, the batch
+    Each epoch, utterances are sorted by a jittered duration (±JITTER, so batches differ
+    between epochs), packed greedily while `batch_size * longest_frames <= max_frames`, the batch
     order is shuffled, and rank r takes batches r, r + world_size, ... . Every rank builds
     the same batches from the same seed and epoch, so ranks get disjoint data and the
     same number of batches (DDP needs equal step counts).
@@ -120,6 +121,7 @@ class DurationBatchSampler(Sampler[list]):
         self.rank = rank
         self.drop_last = drop_last
         self.epoch = 0
+        self._cache: tuple[int, list[list]] | None = None  # (epoch, this rank's batches)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning (and by hand) before each epoch."""
@@ -133,7 +135,7 @@ class DurationBatchSampler(Sampler[list]):
             factors = [rng.choice(self.speed_factors) for _ in order]
             frames = [math.ceil(n / f) for n, f in zip(self.frames, factors, strict=True)]
         if self.shuffle:
-            jitter = [rng.uniform(0.9, 1.1) for _ in order]
+            jitter = [rng.uniform(1 - JITTER, 1 + JITTER) for _ in order]
             order.sort(key=lambda i: frames[i] * jitter[i])
         else:
             order.sort(key=lambda i: frames[i])
@@ -154,6 +156,8 @@ class DurationBatchSampler(Sampler[list]):
         return batches
 
     def _rank_batches(self) -> list[list]:
+        if self._cache is not None and self._cache[0] == self.epoch:
+            return self._cache[1]  # Lightning asks len() often; an epoch's batches are fixed
         batches = self._all_batches()
         if self.drop_last:
             per_rank = len(batches) // self.num_replicas
@@ -161,7 +165,9 @@ class DurationBatchSampler(Sampler[list]):
             per_rank = math.ceil(len(batches) / self.num_replicas)
             missing = per_rank * self.num_replicas - len(batches)
             batches += [batches[i % len(batches)] for i in range(missing)]
-        return batches[self.rank : per_rank * self.num_replicas : self.num_replicas]
+        mine = batches[self.rank : per_rank * self.num_replicas : self.num_replicas]
+        self._cache = (self.epoch, mine)
+        return mine
 
     def __iter__(self) -> Iterator[list]:
         return iter(self._rank_batches())

@@ -38,6 +38,8 @@ class LogMel(nn.Module):
                 f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
             )
         self.normalization = normalization
+        # Only its window and mel filterbank are used (see `forward`); kept as the module so
+        # checkpoints keep their layout.
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE,
             n_fft=N_FFT,
@@ -65,8 +67,21 @@ class LogMel(nn.Module):
         """
         # STFT in fp32 even under autocast: fp16/bf16 power spectra lose the quiet bins.
         with torch.autocast(waveforms.device.type, enabled=False):
-            power = self.mel(waveforms.float())  # (B, N_MELS, T)
-        feats = torch.log(power.clamp_min(LOG_FLOOR)).transpose(1, 2)  # (B, T, N_MELS)
+            # torchaudio's window and filterbank, applied by hand: its |X|^2 as abs().pow(2)
+            # on complex numbers costs as much as the FFT; re^2 + im^2 makes the whole
+            # transform about 1.3x faster (benchmarks/bench_features.py), same values.
+            spectrum = torch.stft(
+                waveforms.float(),
+                N_FFT,
+                HOP_LENGTH,
+                window=self.mel.spectrogram.window,
+                center=True,
+                pad_mode="constant",
+                return_complex=True,
+            )  # (B, N_FFT // 2 + 1, T)
+            power = spectrum.real.square() + spectrum.imag.square()
+            mel = power.transpose(1, 2) @ self.mel.mel_scale.fb  # (B, T, N_MELS)
+        feats = torch.log(mel.clamp_min(LOG_FLOOR))
         frame_lengths = num_frames(lengths)
         mask = make_pad_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)  # (B, T, 1)
         if self.normalization == "utterance":

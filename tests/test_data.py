@@ -92,7 +92,7 @@ def test_speed_factors_drawn_before_bucketing():
         assert len(batch) * max(frames) <= 2000
         padded += len(batch) * max(frames)
         real += sum(frames)
-    assert padded / real < 1.15  # the jitter alone allows ~10 %
+    assert padded / real < 1.08  # the ±5 % jitter alone allows ~5 %
     assert list(sampler) == batches  # same epoch, same draw
     sampler.set_epoch(1)
     assert list(sampler) != batches
