@@ -10,7 +10,9 @@ from asr.text import normalize_text
 from asr.transcribe import DecodingOptions, Recognizer
 
 TOP_ERRORS = 20  # most frequent substitutions, deletions and insertions listed in `analysis`
-SPEAKER_KEY = "speaker"  # manifest field that groups utterances for the per-speaker table
+# Manifest fields that group utterances into WER tables in `analysis` (the commands recipe
+# writes both: the TTS voice and the grammar's domain).
+GROUP_KEYS = ("speaker", "domain")
 
 
 def evaluate(
@@ -27,7 +29,8 @@ def evaluate(
     `out_dir/errs` (the summary, then each utterance with errors and its word alignment).
     An unreadable audio file counts as an empty hypothesis and is listed in `errs`.
     Also writes `out_dir/analysis`: the most frequent word substitutions, deletions and
-    insertions and, when the manifest's records carry a "speaker" field, WER per speaker.
+    insertions and, for each GROUP_KEYS field the manifest's records carry ("speaker",
+    "domain"), a table of WER per value of that field.
 
     Args:
         progress: show a progress bar (files, rate, ETA) on stderr while decoding.
@@ -57,11 +60,12 @@ def evaluate(
                 f.write(f"{uid}\tERROR {res.error}\n")
             elif ref != hyp:
                 f.write(f"{uid}\n{_alignment(ref, hyp)}\n")
-    speakers = [r.get(SPEAKER_KEY) for r in records]
     with open(out_dir / "analysis", "w") as f:
         f.write(error_analysis(refs, hyps))
-        if any(s is not None for s in speakers):
-            f.write("\n" + speaker_table(refs, hyps, speakers))
+        for key in GROUP_KEYS:
+            groups = [r.get(key) for r in records]
+            if any(g is not None for g in groups):
+                f.write("\n" + group_table(refs, hyps, groups, key))
     return wer, cer
 
 
@@ -81,21 +85,27 @@ def error_analysis(refs: list[str], hyps: list[str], top: int = TOP_ERRORS) -> s
     return "\n".join(lines)
 
 
-def speaker_table(refs: list[str], hyps: list[str], speakers: list[str | None]) -> str:
-    """WER per speaker (records without one grouped as "-"), worst first, as a text table."""
+def group_table(
+    refs: list[str], hyps: list[str], labels: list[str | None], name: str = "speaker"
+) -> str:
+    """WER per label, e.g. per speaker (records without one grouped as "-"), worst first.
+
+    Args:
+        labels: one per utterance; `name` heads their column.
+    """
     groups: dict[str, list[int]] = {}
-    for i, speaker in enumerate(speakers):
-        groups.setdefault("-" if speaker is None else str(speaker), []).append(i)
+    for i, label in enumerate(labels):
+        groups.setdefault("-" if label is None else str(label), []).append(i)
     rows = []
-    for speaker, idx in groups.items():
+    for label, idx in groups.items():
         counts = word_errors([refs[i] for i in idx], [hyps[i] for i in idx])
-        rows.append((speaker, len(idx), counts))
+        rows.append((label, len(idx), counts))
     rows.sort(key=lambda row: (-row[2].rate, row[0]))
-    width = max(len("speaker"), *(len(r[0]) for r in rows))
-    lines = [f"{'speaker':<{width}}  {'utts':>5}  {'words':>6}  {'WER':>7}  ins  del  sub"]
-    for speaker, n, c in rows:
+    width = max(len(name), *(len(r[0]) for r in rows))
+    lines = [f"{name:<{width}}  {'utts':>5}  {'words':>6}  {'WER':>7}  ins  del  sub"]
+    for label, n, c in rows:
         lines.append(
-            f"{speaker:<{width}}  {n:5d}  {c.reference_length:6d}  {100 * c.rate:6.2f}%"
+            f"{label:<{width}}  {n:5d}  {c.reference_length:6d}  {100 * c.rate:6.2f}%"
             f"  {c.insertions:3d}  {c.deletions:3d}  {c.substitutions:3d}"
         )
     return "\n".join(lines) + "\n"

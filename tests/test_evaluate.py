@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from asr.evaluate import error_analysis, evaluate, speaker_table
+from asr.evaluate import error_analysis, evaluate, group_table
 from asr.metrics import word_error_types
 from asr.transcribe import Transcription
 
@@ -28,7 +28,7 @@ def test_error_analysis_lists_most_frequent_first():
 
 
 def test_speaker_table_worst_first():
-    table = speaker_table(["a b", "a b", "c"], ["a b", "a x", "c"], ["anna", "bob", "anna"])
+    table = group_table(["a b", "a b", "c"], ["a b", "a x", "c"], ["anna", "bob", "anna"])
     header, first, second = table.splitlines()
     assert header.split()[:4] == ["speaker", "utts", "words", "WER"]
     assert first.split() == ["bob", "1", "2", "50.00%", "0", "0", "1"]
@@ -47,9 +47,9 @@ class FakeRecognizer:
 
 def test_evaluate_writes_analysis_with_speakers(tmp_path: Path):
     records = [
-        {"audio": "a.wav", "text": "go left", "duration": 1.0, "speaker": "en-us"},
-        {"audio": "b.wav", "text": "stop", "duration": 1.0, "speaker": "en-gb"},
-        {"audio": "c.wav", "text": "go left", "duration": 1.0, "speaker": "en-gb"},
+        {"audio": "a.wav", "text": "go left", "duration": 1.0, "speaker": "en-us", "domain": "nav"},
+        {"audio": "b.wav", "text": "stop", "duration": 1.0, "speaker": "en-gb", "domain": "media"},
+        {"audio": "c.wav", "text": "go left", "duration": 1.0, "speaker": "en-gb", "domain": "nav"},
     ]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -58,10 +58,15 @@ def test_evaluate_writes_analysis_with_speakers(tmp_path: Path):
     assert (wer.substitutions, wer.insertions, wer.deletions) == (1, 1, 0)
     analysis = (tmp_path / "out" / "analysis").read_text()
     assert "     1  left -> lift" in analysis and "     1  it" in analysis
-    table = analysis[analysis.index("speaker") :].splitlines()
-    assert [line.split()[:4] for line in table[1:]] == [
+    speakers, domains = analysis[analysis.index("speaker") :].split("\n\n")
+    assert [line.split()[:4] for line in speakers.splitlines()[1:]] == [
         ["en-gb", "2", "3", "66.67%"],
         ["en-us", "1", "2", "0.00%"],
+    ]
+    assert domains.splitlines()[0].split()[:2] == ["domain", "utts"]
+    assert [line.split()[:4] for line in domains.splitlines()[1:]] == [
+        ["media", "1", "1", "100.00%"],
+        ["nav", "2", "4", "25.00%"],
     ]
 
 
