@@ -124,7 +124,7 @@ class DurationBatchSampler(Sampler[list]):
         self._cache: tuple[int, list[list]] | None = None  # (epoch, this rank's batches)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning (and by hand) before each epoch."""
+        """Called before each epoch (by `CTCModule.on_train_epoch_start` in training)."""
         self.epoch = epoch
 
     def _all_batches(self) -> list[list]:

@@ -51,6 +51,8 @@ class SpeechDataModule(L.LightningDataModule):
             drop_last=train,
             speed_factors=(self.hparams.speed_factors or ()) if train else (),
         )
+        if self.trainer is not None:  # a resumed run goes on with its epoch's batches
+            sampler.set_epoch(self.trainer.current_epoch)
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,

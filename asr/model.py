@@ -120,9 +120,9 @@ class AcousticModel(nn.Module):
         x = x[:, : int(lengths.max())]
         if bool((lengths == x.shape[1]).all()):
             x, _ = self.lstm(x)  # no padding: nothing to keep out of the states
-        elif x.is_cuda:
+        elif x.is_cuda or not isinstance(self.lstm, nn.LSTM):
             # Packing makes each item's LSTM state independent of the batch's padding; cuDNN
-            # runs packed batches fast.
+            # runs packed batches fast, and a quantised LSTM has no weights to run by hand.
             cpu_lengths = lengths.cpu()
             packed = pack_padded_sequence(x, cpu_lengths, batch_first=True, enforce_sorted=False)
             x, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True)
@@ -159,7 +159,8 @@ class AcousticModel(nn.Module):
                 weights = [getattr(lstm, f"{name}_{suffix}") for name in WEIGHT_NAMES]
                 inputs = x if direction == 0 else x.gather(1, reverse.expand_as(x))
                 state = x.new_zeros(1, x.shape[0], lstm.hidden_size)
-                y = torch.lstm(inputs, (state, state), weights, True, 1, 0.0, False, False, True)[0]
+                train = self.training
+                y = torch.lstm(inputs, (state, state), weights, True, 1, 0.0, train, False, True)[0]
                 outputs.append(y if direction == 0 else y.gather(1, reverse.expand_as(y)))
             x = torch.cat(outputs, dim=-1)  # (B, T, H * directions)
             if layer < lstm.num_layers - 1:

@@ -77,3 +77,56 @@ def test_init_from_a_different_architecture_is_refused(tmp_path):
     with pytest.raises(ValueError, match="cannot fine-tune") as err:
         CTCModule(conv_channels=16, hidden_size=32, num_layers=1, init_from=str(path))
     assert str(path) in str(err.value)
+
+
+class RecordBatches(CTCModule):
+    """Remembers what each training step was given: (epoch, utterance indices, audio lengths)."""
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.seen.append((self.current_epoch, batch["indices"].tolist(), batch["audio_lengths"]))
+        return super().training_step(batch, batch_idx)
+
+
+def fit_tiny(tiny_corpus, tmp_path, epochs: int, **trainer_args) -> RecordBatches:
+    import lightning as L
+
+    from asr.datamodule import SpeechDataModule
+
+    manifest = str(tiny_corpus / "manifest.jsonl")
+    data = SpeechDataModule(
+        manifest, manifest, max_frames=500, num_workers=0, speed_factors=[0.8, 1.0, 1.25]
+    )
+    module = RecordBatches(conv_channels=16, hidden_size=16, num_layers=1, warmup_steps=1)
+    module.seen = []
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+        gradient_clip_val=5.0,
+        default_root_dir=tmp_path,
+        **trainer_args,
+    )
+    trainer.fit(module, data)
+    return module
+
+
+def test_each_epoch_gets_new_batches_and_speed_factors(tiny_corpus, tmp_path):
+    """The batch sampler learns the epoch from the module: batches and speeds change."""
+    module = fit_tiny(tiny_corpus, tmp_path, epochs=3)
+    epochs: list[list[tuple[int, int]]] = [[], [], []]
+    for epoch, indices, lengths in module.seen:
+        epochs[epoch] += zip(indices, lengths.tolist(), strict=True)
+    assert all(sorted(i for i, _ in items) == list(range(8)) for items in epochs)
+    assert epochs[0] != epochs[1] != epochs[2]  # order or speed (audio length) differs
+    assert len({tuple(sorted(items)) for items in epochs}) > 1  # some utterance changed speed
+
+
+def test_bf16_mixed_training_with_gradient_clipping(tiny_corpus, tmp_path):
+    module = fit_tiny(tiny_corpus, tmp_path, epochs=1, precision="bf16-mixed", max_steps=2)
+    assert len(module.seen) == 2
+    assert all(torch.isfinite(p).all() for p in module.parameters())
