@@ -172,12 +172,12 @@ def _plot_training(args: argparse.Namespace) -> int:
     from asr.plots import find_metrics, plot_training, read_metrics
 
     try:
-        path = find_metrics(args.logdir)
-        plot_training(read_metrics(path), args.output)
+        paths = find_metrics(args.logdir)
+        plot_training(read_metrics(paths), args.output)
     except (FileNotFoundError, ValueError) as err:
         print(f"asr plot-training: error: {err}", file=sys.stderr)
         return 1
-    print(f"{args.output}: curves from {path}", file=sys.stderr)
+    print(f"{args.output}: curves from {', '.join(map(str, paths))}", file=sys.stderr)
     return 0
 
 

@@ -5,6 +5,7 @@ is involved and the functions work in servers, tests and threads alike.
 """
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -158,35 +159,44 @@ def plot_inspection(inspection: Inspection, path: str | Path) -> None:
     fig.savefig(path)
 
 
-def find_metrics(logdir: str | Path) -> Path:
-    """The newest metrics.csv at or under `logdir` (a file path is returned as is).
+def find_metrics(logdir: str | Path) -> list[Path]:
+    """Every metrics.csv at or under `logdir`, oldest first (a file path is returned as is).
+
+    A resumed run (`asr fit` again after a stop) logs to a new version folder, so one
+    training's curves are spread over several files.
 
     Raises:
         FileNotFoundError: there is none.
     """
     logdir = Path(logdir)
     if logdir.is_file():
-        return logdir
+        return [logdir]
     found = sorted(logdir.rglob(METRICS_FILE), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(f"no {METRICS_FILE} under {logdir} (was CSVLogger enabled?)")
-    return found[-1]
+    return found
 
 
-def read_metrics(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """CSVLogger's metrics.csv -> {metric: (steps, values)}, skipping empty cells.
+def read_metrics(
+    paths: str | Path | Sequence[str | Path],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """CSVLogger's metrics.csv files -> {metric: (steps, values)}, skipping empty cells.
 
     CSVLogger writes one row per logging call with blanks in the other metrics' columns.
+    Several files (the parts of a resumed run) are merged and sorted by step.
     """
+    if isinstance(paths, str | Path):
+        paths = [paths]
     series: dict[str, list[tuple[float, float]]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            step = float(row.get("step") or "nan")
-            for key, value in row.items():
-                if key in ("step", "epoch") or not value:
-                    continue
-                series.setdefault(key, []).append((step, float(value)))
-    return {k: tuple(np.array(v).T) for k, v in series.items() if v}  # type: ignore[misc]
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                step = float(row.get("step") or "nan")
+                for key, value in row.items():
+                    if key in ("step", "epoch") or not value:
+                        continue
+                    series.setdefault(key, []).append((step, float(value)))
+    return {k: tuple(np.array(sorted(v)).T) for k, v in series.items() if v}  # type: ignore[misc]
 
 
 def plot_training(metrics: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path) -> None:

@@ -1,6 +1,7 @@
 """`asr inspect` (figure and JSON) on a small random model, and `asr plot-training`."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,23 @@ def test_read_metrics_skips_empty_cells(tmp_path):
     np.testing.assert_array_equal(metrics["train_loss"][0], [4, 9, 14, 19])
     np.testing.assert_array_equal(metrics["val_wer"][1], [1.0, 0.4])
     assert set(metrics) == {"train_loss", "val_loss", "val_wer", "val_cer"}
+
+
+def test_resumed_run_curves_are_merged_in_step_order(tmp_path):
+    from asr.plots import find_metrics, read_metrics
+
+    header = "epoch,step,train_loss,val_wer\n"
+    first, second = tmp_path / "csv/version_0", tmp_path / "csv/version_1"
+    first.mkdir(parents=True), second.mkdir(parents=True)
+    (first / "metrics.csv").write_text(header + "0,9,5.0,\n0,9,,0.9\n")
+    (second / "metrics.csv").write_text(header + "1,19,3.0,\n1,19,,0.5\n2,29,2.0,\n")
+    os.utime(first / "metrics.csv", (1, 1))  # older
+    paths = find_metrics(tmp_path)
+    assert paths == [first / "metrics.csv", second / "metrics.csv"]
+    metrics = read_metrics(paths)
+    np.testing.assert_array_equal(metrics["train_loss"][0], [9, 19, 29])
+    np.testing.assert_array_equal(metrics["train_loss"][1], [5.0, 3.0, 2.0])
+    np.testing.assert_array_equal(metrics["val_wer"][1], [0.9, 0.5])
 
 
 def test_plot_training_without_metrics_fails_cleanly(tmp_path, capsys):
