@@ -190,7 +190,7 @@ def manifest(args: argparse.Namespace, tmp: Path) -> None:
     print(f"  read_manifest              {r['read_s']:7.2f} s  ({rate:,.0f} lines/s)")
     print(f"  DurationBatchSampler()     {r['build_s']:7.2f} s")
     print(f"  one epoch of batches       {r['epoch_s']:7.2f} s  ({r['batches']:,} batches)")
-    print(f"  len(sampler)               {r['len_s']:7.2f} s  (recomputes the epoch's batches)")
+    print(f"  len(sampler)               {r['len_s']:7.2f} s  (cached: the epoch's batches)")
     print(
         f"  memory: {r['start_mib']:.0f} MiB before reading (imports), peak growth "
         f"{r['growth_mib']:.0f} MiB ({r['growth_mib'] * 2**20 / r['lines']:.0f} bytes per line; "
