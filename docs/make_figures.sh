@@ -9,7 +9,7 @@ ASR=${ASR:-.venv/bin/asr}
 MODEL=${MODEL:-asr/assets/commands.safetensors}
 RUN=${RUN:-exp/commands}
 TEXT=${TEXT:-turn on the kitchen light}
-VOICE=${VOICE:-en-us}
+VOICE=${VOICE:-en-us+f4}  # a test-pool voice: the bundled model never heard it
 wav=$(mktemp --suffix .wav)
 trap 'rm -f "$wav"' EXIT
 espeak-ng -v "$VOICE" -w "$wav" "$TEXT"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The commands recipe end to end: corpora, training, evaluation, transcription of examples.
 #
-#   bash recipes/commands/run.sh            # quick (~15 min on 2 CPU cores): a fresh corpus of
+#   bash recipes/commands/run.sh            # quick (about 4 min on 2 CPU cores): a fresh corpus of
 #                                           # 3,000 synthetic utterances, then the bundled model
 #                                           # fine-tuned on it for 2 epochs
 #   FULL=1 bash recipes/commands/run.sh     # the bundled model's recipe from scratch: 12,000
-#                                           # utterances, recipes/commands/config.yaml (~1.5 h)
+#                                           # utterances, recipes/commands/config.yaml (~70 min)
 #
 # Both evaluate the model they train and the bundled model on the same test splits.
 # Idempotent: finished corpora are reused; a killed training resumes from its last.ckpt.
