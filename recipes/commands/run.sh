@@ -5,7 +5,7 @@
 #                                           # 3,000 synthetic utterances, then the bundled model
 #                                           # fine-tuned on it for 2 epochs
 #   FULL=1 bash recipes/commands/run.sh     # the bundled model's recipe from scratch: 12,000
-#                                           # utterances, recipes/commands/config.yaml (~70 min)
+#                                           # utterances, recipes/commands/config.yaml (~75 min)
 #
 # Both evaluate the model they train and the bundled model on the same test splits.
 # Idempotent: finished corpora are reused; a killed training resumes from its last.ckpt.
