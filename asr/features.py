@@ -11,6 +11,9 @@ N_FFT = 400  # samples: 25 ms window at 16 kHz
 HOP_LENGTH = 160  # samples: 10 ms hop at 16 kHz
 LOG_FLOOR = 1e-10  # power floor before the log, so silence gives a finite value
 NORMALIZATIONS = ("utterance", "none")
+# Vocal tract length perturbation keeps this share of the band (and everything above it)
+# from being squeezed past the Nyquist frequency (Jaitly & Hinton, 2013).
+WARP_BOUNDARY = 0.8
 
 
 def num_frames(num_samples: torch.Tensor | int) -> torch.Tensor | int:
@@ -53,13 +56,15 @@ class LogMel(nn.Module):
         )
 
     def forward(
-        self, waveforms: torch.Tensor, lengths: torch.Tensor
+        self, waveforms: torch.Tensor, lengths: torch.Tensor, warp: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Compute features.
 
         Args:
             waveforms: (B, S) float32 audio at SAMPLE_RATE, zero-padded.
             lengths: (B,) int64 valid samples per item.
+            warp: (B,) frequency warp factors for vocal tract length perturbation (see
+                `warp_frequencies`), or None for none.
 
         Returns:
             features: (B, T, N_MELS) float32, zero beyond each item's frames.
@@ -80,6 +85,8 @@ class LogMel(nn.Module):
                 return_complex=True,
             )  # (B, N_FFT // 2 + 1, T)
             power = spectrum.real.square() + spectrum.imag.square()
+            if warp is not None:
+                power = warp_frequencies(power, warp)
             mel = power.transpose(1, 2) @ self.mel.mel_scale.fb  # (B, T, N_MELS)
         feats = torch.log(mel.clamp_min(LOG_FLOOR))
         frame_lengths = num_frames(lengths)
@@ -87,6 +94,39 @@ class LogMel(nn.Module):
         if self.normalization == "utterance":
             feats = normalize_utterances(feats, frame_lengths, mask)
         return feats.masked_fill(mask, 0.0), frame_lengths
+
+
+def warp_frequencies(power: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Vocal tract length perturbation: move each utterance's spectral envelope in frequency.
+
+    Content at frequency f moves to `factor * f` up to a boundary; above it a second linear
+    piece maps the rest of the band onto the rest, so the Nyquist frequency stays put. A
+    factor above 1 sounds like a shorter vocal tract (higher formants), below 1 a longer one;
+    pitch and timing are unchanged.
+
+    Args:
+        power: (B, K, T) power spectrogram, K frequency bins from 0 to Nyquist.
+        factors: (B,) warp factors, e.g. uniform in [0.9, 1.1].
+
+    Returns:
+        (B, K, T) warped power spectrogram (linear interpolation between bins).
+    """
+    bins = power.shape[1]
+    top = float(bins - 1)  # the Nyquist bin
+    out_freq = torch.arange(bins, device=power.device, dtype=power.dtype)[None, :]  # (1, K)
+    factors = factors.to(power.device, power.dtype)[:, None]  # (B, 1)
+    # Output bins below `boundary` read the input at f / factor; the rest read a line from
+    # (boundary, boundary / factor) to (top, top).
+    boundary = WARP_BOUNDARY * top * torch.clamp(factors, max=1.0)  # (B, 1)
+    low = out_freq / factors
+    high = boundary / factors + (out_freq - boundary) * (top - boundary / factors) / (
+        top - boundary
+    )
+    source = torch.where(out_freq <= boundary, low, high).clamp(0.0, top)  # (B, K)
+    below = source.floor().long().clamp(max=bins - 2)
+    weight = (source - below)[:, :, None]  # (B, K, 1)
+    index = below[:, :, None].expand(-1, -1, power.shape[2])  # (B, K, T)
+    return torch.gather(power, 1, index) * (1 - weight) + torch.gather(power, 1, index + 1) * weight
 
 
 def make_pad_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:

@@ -41,6 +41,9 @@ class CTCModule(L.LightningModule):
         spec_augment: number of time and frequency masks applied to training features.
         freq_mask: widest frequency mask (mel bins).
         time_mask: widest time mask (frames), capped at 20% of each batch's length.
+        vtlp: vocal tract length perturbation of training audio: each utterance's spectrum
+            is warped by a factor drawn uniformly from [1 - vtlp, 1 + vtlp] (0: off; see
+            `asr.features.warp_frequencies`).
         init_from: a model file (`asr.model_file`) whose weights start the training, to
             fine-tune it on new data; its architecture, tokenizer and normalisation must
             be these (dropout may differ).
@@ -62,6 +65,7 @@ class CTCModule(L.LightningModule):
         spec_augment: int = 2,
         freq_mask: int = 15,
         time_mask: int = 40,
+        vtlp: float = 0.0,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
@@ -120,7 +124,11 @@ class CTCModule(L.LightningModule):
         return specaug(feats.transpose(1, 2)).transpose(1, 2)  # (B, F, T) for torchaudio
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
-        feats, frame_lengths = self.features(batch["audio"], batch["audio_lengths"])
+        warp = None
+        if stage == "train" and self.hparams.vtlp > 0:
+            draw = torch.rand(batch["audio"].shape[0], device=self.device)  # (B,) in [0, 1)
+            warp = 1.0 + self.hparams.vtlp * (2.0 * draw - 1.0)
+        feats, frame_lengths = self.features(batch["audio"], batch["audio_lengths"], warp)
         if stage == "train":
             feats = self._augment(feats)
         log_probs, out_lengths = self.model(feats, frame_lengths)

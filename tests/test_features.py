@@ -1,8 +1,9 @@
 import librosa
 import numpy as np
+import pytest
 import torch
 
-from asr.features import HOP_LENGTH, N_FFT, N_MELS, LogMel, num_frames
+from asr.features import HOP_LENGTH, N_FFT, N_MELS, LogMel, num_frames, warp_frequencies
 
 
 def test_log_mel_matches_librosa(rng):
@@ -45,3 +46,39 @@ def test_utterance_normalisation_statistics(rng):
     feats, _ = LogMel("utterance")(audio[None], torch.tensor([20_000]))
     assert feats[0].mean(0).abs().max() < 1e-4
     assert torch.allclose(feats[0].std(0, unbiased=False), torch.ones(N_MELS), atol=1e-3)
+
+
+def spectrum_peak(power: torch.Tensor) -> int:
+    """Frequency bin of the largest mean power of a (K, T) spectrogram."""
+    return int(power.mean(dim=1).argmax())
+
+
+def test_warp_moves_a_tone_by_the_factor_and_keeps_nyquist():
+    bins = N_FFT // 2 + 1
+    hz_per_bin = 16_000 / N_FFT  # 40 Hz
+    t = torch.arange(16_000) / 16_000
+    tone = torch.sin(2 * torch.pi * 1_000 * t)  # bin 25
+    window = torch.hann_window(N_FFT)
+    power = torch.stft(tone, N_FFT, HOP_LENGTH, window=window, return_complex=True).abs() ** 2
+    power = power[None].repeat(3, 1, 1)  # (3, K, T)
+    warped = warp_frequencies(power, torch.tensor([1.0, 1.2, 0.8]))
+    assert torch.allclose(warped[0], power[0])  # factor 1: unchanged
+    assert spectrum_peak(warped[1]) * hz_per_bin == pytest.approx(1_200, abs=hz_per_bin)
+    assert spectrum_peak(warped[2]) * hz_per_bin == pytest.approx(800, abs=hz_per_bin)
+    # Nyquist maps to Nyquist: the top bin reads the top bin whatever the factor.
+    ramp = torch.arange(bins, dtype=torch.float32)[None, :, None].repeat(3, 1, 2)
+    top = warp_frequencies(ramp, torch.tensor([1.0, 1.2, 0.8]))[:, -1, 0]
+    assert torch.allclose(top, torch.full((3,), bins - 1.0))
+    # The mapping is monotone: no bin reads from below its lower neighbour.
+    assert (warp_frequencies(ramp, torch.tensor([1.0, 1.2, 0.8])).diff(dim=1) >= 0).all()
+
+
+def test_log_mel_warp_of_one_leaves_features_unchanged(rng):
+    audio = torch.from_numpy((0.1 * rng.standard_normal((2, 8_000))).astype(np.float32))
+    lengths = torch.tensor([8_000, 8_000])
+    extractor = LogMel("utterance")
+    plain, _ = extractor(audio, lengths)
+    same, _ = extractor(audio, lengths, torch.ones(2))
+    moved, _ = extractor(audio, lengths, torch.tensor([1.1, 0.9]))
+    assert torch.allclose(plain, same, atol=1e-5)
+    assert not torch.allclose(plain, moved, atol=1e-2)

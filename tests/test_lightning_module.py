@@ -130,3 +130,22 @@ def test_bf16_mixed_training_with_gradient_clipping(tiny_corpus, tmp_path):
     module = fit_tiny(tiny_corpus, tmp_path, epochs=1, precision="bf16-mixed", max_steps=2)
     assert len(module.seen) == 2
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_vtlp_warps_training_features_only(monkeypatch):
+    module = small_module(spec_augment=0, vtlp=0.1)
+    seen = []
+    real = module.features.forward
+
+    def spy(audio, lengths, warp=None):
+        seen.append(warp)
+        return real(audio, lengths, warp)
+
+    monkeypatch.setattr(module.features, "forward", spy)
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    module._shared_step(batch(), "train")
+    module._shared_step(batch(), "val")
+    train_warp, val_warp = seen
+    assert train_warp.shape == (2,) and ((train_warp - 1).abs() <= 0.1).all()
+    assert not torch.equal(train_warp, torch.ones(2))
+    assert val_warp is None
