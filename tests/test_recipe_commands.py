@@ -1,5 +1,6 @@
 """Tests for recipes/commands: grammar, voice pools, augmentation, and a tiny synthesis run."""
 
+import argparse
 import dataclasses
 import importlib
 import random
@@ -228,3 +229,17 @@ def test_prepare_tiny_corpus(tmp_path):
     for path in wavs:
         twin = tmp_path / "b" / path.relative_to(tmp_path / "a")
         assert twin.read_bytes() == path.read_bytes()
+
+
+def test_domain_weights_skew_the_plan_and_are_checked():
+    weights = {"keyword": 3.0, "numbers": 1.0}
+    skewed = synthesize.plan("train", 400, seed=0, pool="train", domain_weights=weights)
+    domains = [u.domain for u in skewed]
+    assert set(domains) == {"keyword", "numbers"}
+    assert 0.65 < domains.count("keyword") / len(domains) < 0.85  # 3:1 expected
+    assert commands.parse_weights("keyword=2, numbers=0.5") == {"keyword": 2.0, "numbers": 0.5}
+    for bad in ("keyword", "keyword=x", "keyword=-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            commands.parse_weights(bad)
+    with pytest.raises(RuntimeError, match="unknown domains"):
+        commands.prepare(Path("unused"), {"train": 1}, domain_weights={"weather": 1.0})

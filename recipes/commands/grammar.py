@@ -131,10 +131,11 @@ def expand(symbol: str, rng: random.Random) -> str:
     return " ".join(text.split())
 
 
-def generate(rng: random.Random) -> tuple[str, str]:
-    """One random command: (domain, text)."""
-    domains = list(DOMAIN_WEIGHTS)
-    domain = rng.choices(domains, weights=[DOMAIN_WEIGHTS[d] for d in domains])[0]
+def generate(rng: random.Random, weights: dict[str, float] | None = None) -> tuple[str, str]:
+    """One random command: (domain, text), domains drawn by `weights` (default DOMAIN_WEIGHTS)."""
+    weights = weights or DOMAIN_WEIGHTS
+    domains = list(weights)
+    domain = rng.choices(domains, weights=[weights[d] for d in domains])[0]
     return domain, expand(domain, rng)
 
 

@@ -45,6 +45,7 @@ def prepare(
     seed: int = 0,
     jobs: int | None = None,
     augment: bool = True,
+    domain_weights: dict[str, float] | None = None,
 ) -> dict[str, list[Record]]:
     """Synthesise the corpus and write its manifests, word list and voice pools.
 
@@ -54,17 +55,24 @@ def prepare(
         seed: random seed; the same seed gives the same corpus.
         jobs: worker processes (default: CPU count).
         augment: apply the random augmentation (False: clean speech).
+        domain_weights: relative share of each grammar domain (default
+            `grammar.DOMAIN_WEIGHTS`); domains left out are not generated.
 
     Returns:
         The records written, per split.
     """
+    unknown = set(domain_weights or {}) - set(grammar.DOMAIN_WEIGHTS)
+    if unknown:
+        raise RuntimeError(
+            f"unknown domains {sorted(unknown)}; known: {sorted(grammar.DOMAIN_WEIGHTS)}"
+        )
     synthesize.check_tools()
     synthesize.check_voice_pools()
     grammar.check_grammar()
     plans = [
         u
         for split, count in counts.items()
-        for u in synthesize.plan(split, count, seed, SPLIT_POOLS[split], augment=augment)
+        for u in synthesize.plan(split, count, seed, SPLIT_POOLS[split], augment, domain_weights)
     ]
     check_disjoint(plans)
     records = synthesize.synthesize_all(plans, out, jobs=jobs)
@@ -82,6 +90,20 @@ def prepare(
     return by_split
 
 
+def parse_weights(text: str) -> dict[str, float]:
+    """ "keyword=2,numbers=1.5" -> {"keyword": 2.0, "numbers": 1.5}."""
+    weights = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected DOMAIN=WEIGHT, got {item!r}") from None
+        if not sep or weights[name.strip()] < 0:
+            raise argparse.ArgumentTypeError(f"expected DOMAIN=WEIGHT >= 0, got {item!r}")
+    return weights
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -91,11 +113,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument("--jobs", type=int, default=None, help="processes (default: CPU count)")
     parser.add_argument("--no-augment", action="store_true", help="clean speech only")
+    parser.add_argument(
+        "--domain-weights",
+        type=parse_weights,
+        default=None,
+        metavar="D=W,...",
+        help="share of each grammar domain, e.g. keyword=2,numbers=2,cards=1 (default: "
+        + ",".join(f"{d}={w}" for d, w in grammar.DOMAIN_WEIGHTS.items())
+        + ")",
+    )
     args = parser.parse_args(argv)
     counts = {split: getattr(args, f"num_{split}") for split in DEFAULT_COUNTS}
     start = time.perf_counter()
     try:
-        by_split = prepare(args.out, counts, args.seed, args.jobs, augment=not args.no_augment)
+        by_split = prepare(
+            args.out, counts, args.seed, args.jobs, not args.no_augment, args.domain_weights
+        )
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -212,17 +212,24 @@ def _draw_augmentation(rng: random.Random) -> dict[str, Any]:
 
 
 def plan(
-    split: str, count: int, seed: int, pool: VoicePool, augment: bool = True
+    split: str,
+    count: int,
+    seed: int,
+    pool: VoicePool,
+    augment: bool = True,
+    domain_weights: dict[str, float] | None = None,
 ) -> list[Utterance]:
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
-    Utterance i depends only on (seed, split, i), so a larger corpus extends a smaller one.
+    Utterance i depends only on (seed, split, i, domain_weights), so a larger corpus extends
+    a smaller one. `domain_weights` (default `grammar.DOMAIN_WEIGHTS`) skews the mix of
+    command domains, e.g. towards the isolated words a model gets wrong most.
     """
     espeak, flite = voices(pool)
     utterances = []
     for index in range(count):
         rng = random.Random(f"{seed}:{split}:{index}")
-        domain, text = grammar.generate(rng)
+        domain, text = grammar.generate(rng, domain_weights)
         if rng.random() < FLITE_PROBABILITY:
             voice = rng.choice(flite)
             rate = rng.uniform(*FLITE_STRETCH)
