@@ -17,9 +17,12 @@ Example:
     >>> texts = decoder(log_probs, lengths)  # log_probs (B, T, V), lengths (B,)
 """
 
+import contextlib
 import math
+import os
+import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +136,24 @@ def decoder_tokens(tokenizer: Tokenizer) -> list[str]:
     return [SEPARATOR_TOKEN if t == SPACE else t for t in tokenizer.vocabulary]
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Discard what C++ code writes to file descriptor 2 while inside.
+
+    KenLM prints a tip and a progress bar each time it reads an ARPA file: noise in
+    `asr transcribe`'s output. Its errors still arrive, as exceptions.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class BeamSearchDecoder:
     """Flashlight CTC beam search, built once and applied to batches.
 
@@ -192,11 +213,14 @@ class BeamSearchDecoder:
         if self.lexicon is None:
             self._decoder = ctc_decoder(None, sil_score=word_score, **options)
         else:
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp, _native_stderr_silenced():
                 path = write_lexicon(self.lexicon, Path(tmp) / "lexicon.txt")
-                self._decoder = ctc_decoder(
-                    str(path), word_score=word_score, unk_score=unk_score, **options
-                )
+                try:
+                    self._decoder = ctc_decoder(
+                        str(path), word_score=word_score, unk_score=unk_score, **options
+                    )
+                except RuntimeError as err:
+                    raise RuntimeError(f"{lm_path}: {err}") from None
 
     def _prepare(
         self, log_probs: torch.Tensor, lengths: torch.Tensor

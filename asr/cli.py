@@ -1,9 +1,10 @@
-"""The `asr` command: transcribe, evaluate, fit/validate/test, export, manifest, check-data,
-inspect, plot-training."""
+"""The `asr` command: transcribe, evaluate, fit/validate/test, export, set-decoding, manifest,
+check-data, inspect, plot-training."""
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asr import __version__
@@ -15,7 +16,13 @@ if TYPE_CHECKING:
 TRAINING_COMMANDS = ("fit", "validate", "test")
 
 
-def _decoding_options(args: argparse.Namespace) -> "DecodingOptions":
+def _decoding_options(args: argparse.Namespace, default: "DecodingOptions") -> "DecodingOptions":
+    """The decoding the options ask for. With none of --greedy, --beam-size, --lexicon,
+    --lm, the model's own (`default`, e.g. lexicon beam search with its LM) is kept, and
+    --lm-weight/--word-score adjust it; any of them replaces it entirely."""
+    from dataclasses import replace
+
+    from asr.beam_search import DEFAULT_BEAM_SIZE
     from asr.text import normalize_text
     from asr.transcribe import DecodingOptions
 
@@ -25,12 +32,21 @@ def _decoding_options(args: argparse.Namespace) -> "DecodingOptions":
             commands = tuple(p for p in (normalize_text(line) for line in f) if p)
         if not commands:
             raise SystemExit(f"asr: {args.commands}: no phrases in the command list")
-    return DecodingOptions(
-        beam_size=args.beam_size,
-        lexicon=args.lexicon,
-        lm=args.lm,
-        lm_weight=args.lm_weight,
-        word_score=args.word_score,
+    search = {"beam_size": args.beam_size, "lexicon": args.lexicon, "lm": args.lm}
+    if args.greedy and any(v is not None for v in search.values()):
+        raise SystemExit("asr: --greedy cannot be combined with --beam-size, --lexicon or --lm")
+    if args.lm and not args.lexicon:
+        raise SystemExit("asr: --lm needs --lexicon (the LM scores the lexicon's words)")
+    if (args.lexicon or args.lm) and args.beam_size is None:
+        search["beam_size"] = DEFAULT_BEAM_SIZE
+    if args.greedy or any(v is not None for v in search.values()):
+        options = DecodingOptions(**{k: v for k, v in search.items() if v is not None})
+    else:
+        options = default
+    tuning = {"lm_weight": args.lm_weight, "word_score": args.word_score}
+    return replace(
+        options,
+        **{k: v for k, v in tuning.items() if v is not None},
         commands=commands,
         rejection_threshold=args.threshold,
     )
@@ -70,8 +86,8 @@ def _transcribe(args: argparse.Namespace) -> int:
     if not files:
         print("asr transcribe: no audio files found in the given paths", file=sys.stderr)
         return 1
-    options = _decoding_options(args)
     recognizer = load_model(args.model)
+    options = _decoding_options(args, recognizer.default_options)
     progress = _show_progress(args) and len(files) > 1
     results = recognizer.transcribe(
         files, batch_size=args.batch_size, options=options, progress=progress
@@ -94,8 +110,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from asr.evaluate import evaluate
     from asr.transcribe import load_model
 
-    options = _decoding_options(args)
     recognizer = load_model(args.model)
+    options = _decoding_options(args, recognizer.default_options)
     wer, cer = evaluate(
         recognizer, args.manifest, args.out_dir, args.batch_size, options, _show_progress(args)
     )
@@ -138,6 +154,33 @@ def _build_lm(args: argparse.Namespace) -> int:
         with open(args.words, "w", encoding="utf-8") as f:
             f.write("\n".join(words) + "\n")
         print(f"{args.words}: {len(words)} words")
+    return 0
+
+
+def _set_decoding(args: argparse.Namespace) -> int:
+    from asr.beam_search import BeamSearchDecoder, read_word_list
+    from asr.model_file import read_header, set_decoding
+    from asr.text import Tokenizer
+
+    output = args.output or args.model
+    if args.none:
+        set_decoding(args.model, output, None)
+        print(f"{output}: no stored decoding (greedy by default)")
+        return 0
+    if not args.lexicon:
+        raise SystemExit("asr set-decoding: give --lexicon (or --none)")
+    words = read_word_list(args.lexicon)
+    tokenizer = Tokenizer(read_header(args.model)["tokenizer"]["vocabulary"])
+    try:  # the words and the LM must make a decoder before they go into the file
+        BeamSearchDecoder(tokenizer, lexicon=words, lm_path=args.lm, beam_size=args.beam_size)
+    except (ValueError, RuntimeError) as err:
+        raise SystemExit(f"asr set-decoding: {args.lexicon}, {args.lm}: {err}") from None
+    lm_arpa = Path(args.lm).read_text(encoding="utf-8") if args.lm else None
+    set_decoding(
+        args.model, output, words, lm_arpa, args.beam_size, args.lm_weight, args.word_score
+    )
+    lm_note = f" and a {len(lm_arpa) // 1024} KiB LM" if lm_arpa else ""
+    print(f"{output}: beam search over {len(words)} words{lm_note} by default")
     return 0
 
 
@@ -194,12 +237,18 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("decoding (default: greedy)")
-    g.add_argument("--beam-size", type=int, default=1, help="beam search when > 1")
+    g = p.add_argument_group(
+        "decoding (default: the model's own; the bundled model's is lexicon beam search with "
+        "a language model; a model without one decodes greedily)"
+    )
+    g.add_argument("--greedy", action="store_true", help="greedy decoding (fastest)")
+    g.add_argument(
+        "--beam-size", type=int, help="beam search with this beam (default with --lexicon: 32)"
+    )
     g.add_argument("--lexicon", help="word list (one per line): beam search spells only these")
     g.add_argument("--lm", help="ARPA word n-gram LM for beam search (needs --lexicon)")
-    g.add_argument("--lm-weight", type=float, default=0.5)
-    g.add_argument("--word-score", type=float, default=0.0, help="per-word insertion bonus")
+    g.add_argument("--lm-weight", type=float, help="LM weight (default: the model's, or 0.5)")
+    g.add_argument("--word-score", type=float, help="per-word insertion bonus (default: 0)")
     g.add_argument("--commands", help="file of allowed phrases, one per line")
     g.add_argument(
         "--threshold",
@@ -246,6 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=int, default=3)
     p.add_argument("--words", help="also write the word list (a lexicon for --lexicon)")
     p.set_defaults(func=_build_lm)
+
+    p = sub.add_parser(
+        "set-decoding", help="store a default decoding (word list, LM) in a model file"
+    )
+    p.add_argument("model", help="model file to change")
+    p.add_argument("-o", "--output", help="write here instead of changing the model file")
+    p.add_argument("--lexicon", help="word list: beam search spells only these words")
+    p.add_argument("--lm", help="ARPA word n-gram LM over those words (`asr build-lm`)")
+    p.add_argument("--beam-size", type=int, default=32)
+    p.add_argument("--lm-weight", type=float, default=0.5)
+    p.add_argument("--word-score", type=float, default=0.0)
+    p.add_argument("--none", action="store_true", help="remove the stored decoding")
+    p.set_defaults(func=_set_decoding)
 
     p = sub.add_parser(
         "inspect", help="plot what the model does with one recording (gates included)"

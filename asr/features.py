@@ -10,6 +10,9 @@ N_MELS = 80
 N_FFT = 400  # samples: 25 ms window at 16 kHz
 HOP_LENGTH = 160  # samples: 10 ms hop at 16 kHz
 LOG_FLOOR = 1e-10  # power floor before the log, so silence gives a finite value
+# Mel powers more than this far below the utterance's loudest are raised to that level (as
+# Whisper does), so digital silence looks like a quiet room instead of log(1e-10).
+DEFAULT_DYNAMIC_RANGE_DB = 80.0
 NORMALIZATIONS = ("utterance", "none")
 # Vocal tract length perturbation keeps this share of the band (and everything above it)
 # from being squeezed past the Nyquist frequency (Jaitly & Hinton, 2013).
@@ -32,10 +35,15 @@ class LogMel(nn.Module):
     Args:
         normalization: "utterance" (per-utterance mean/variance per mel bin, over the valid
             frames only) or "none".
+        dynamic_range_db: floor each utterance's mel powers this many dB below its loudest
+            (None: only the absolute LOG_FLOOR, as models trained before this option).
     """
 
-    def __init__(self, normalization: str = "utterance") -> None:
+    def __init__(
+        self, normalization: str = "utterance", dynamic_range_db: float | None = None
+    ) -> None:
         super().__init__()
+        self.dynamic_range_db = dynamic_range_db
         if normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
@@ -88,7 +96,12 @@ class LogMel(nn.Module):
             if warp is not None:
                 power = warp_frequencies(power, warp)
             mel = power.transpose(1, 2) @ self.mel.mel_scale.fb  # (B, T, N_MELS)
-        feats = torch.log(mel.clamp_min(LOG_FLOOR))
+        floor = torch.full_like(mel[:, :1, :1], LOG_FLOOR)  # (B, 1, 1)
+        if self.dynamic_range_db is not None:
+            # Padding frames are silent, so the loudest value is the utterance's own.
+            peak = mel.amax(dim=(1, 2), keepdim=True)  # (B, 1, 1)
+            floor = torch.maximum(floor, peak * 10 ** (-self.dynamic_range_db / 10))
+        feats = torch.log(torch.maximum(mel, floor))
         frame_lengths = num_frames(lengths)
         mask = make_pad_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)  # (B, T, 1)
         if self.normalization == "utterance":

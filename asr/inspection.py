@@ -16,7 +16,7 @@ from asr.alignment import Word
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.features import HOP_LENGTH
 from asr.gates import DIRECTION_NAMES, GATE_NAMES, run_lstm
-from asr.transcribe import DecodingOptions, Recognizer
+from asr.transcribe import Recognizer
 
 FEATURE_SHIFT = HOP_LENGTH / SAMPLE_RATE  # seconds per feature frame (10 ms)
 MATCH_TOLERANCE = 1e-3  # max |log-prob| difference between the recomputed and the real model
@@ -80,7 +80,7 @@ def inspect_audio(recognizer: Recognizer, audio: str | Path | np.ndarray) -> Ins
     reference, _ = model(feats, frame_lengths)
     if not torch.allclose(log_probs, reference[0], atol=MATCH_TOLERANCE):
         raise RuntimeError("recomputed LSTM disagrees with the model's own forward pass")
-    result = recognizer.decode(log_probs[None], lengths, DecodingOptions())[0]
+    result = recognizer.decode(log_probs[None], lengths, recognizer.default_options)[0]
     return Inspection(
         waveform=waveform,
         features=feats[0, : int(frame_lengths[0])].numpy(),

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
+from asr.audio import SAMPLE_RATE
 from asr.decoding import greedy_texts
-from asr.features import N_MELS, LogMel
+from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.model import AcousticModel, ModelConfig
 from asr.model_file import load_model_file, save_model_file
@@ -34,13 +35,16 @@ class CTCModule(L.LightningModule):
     Args:
         subsampling, conv_channels, hidden_size, num_layers, dropout, bidirectional:
             see `asr.model.ModelConfig`.
-        normalization: feature normalisation, see `asr.features.LogMel`.
+        normalization, dynamic_range_db: feature settings, see `asr.features.LogMel`.
         lr: peak AdamW learning rate, reached after `warmup_steps`, then cosine decay to
             `final_lr_ratio * lr` at the last step.
         weight_decay: AdamW weight decay.
         spec_augment: number of time and frequency masks applied to training features.
         freq_mask: widest frequency mask (mel bins).
         time_mask: widest time mask (frames), capped at 20% of each batch's length.
+        pad_silence: half of the training utterances get digital silence, up to this many
+            seconds, before and after them (recordings that are trimmed tight, padded with
+            zeros or start with a muted microphone; 0: off).
         vtlp: vocal tract length perturbation of training audio: each utterance's spectrum
             is warped by a factor drawn uniformly from [1 - vtlp, 1 + vtlp] (0: off; see
             `asr.features.warp_frequencies`).
@@ -58,6 +62,7 @@ class CTCModule(L.LightningModule):
         dropout: float = 0.2,
         bidirectional: bool = True,
         normalization: str = "utterance",
+        dynamic_range_db: float | None = DEFAULT_DYNAMIC_RANGE_DB,
         lr: float = 2e-3,
         weight_decay: float = 1e-2,
         warmup_steps: int = 200,
@@ -65,13 +70,14 @@ class CTCModule(L.LightningModule):
         spec_augment: int = 2,
         freq_mask: int = 15,
         time_mask: int = 40,
+        pad_silence: float = 0.0,
         vtlp: float = 0.0,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
-        self.features = LogMel(normalization)
+        self.features = LogMel(normalization, dynamic_range_db)
         self.model = AcousticModel(
             ModelConfig(
                 n_mels=N_MELS,
@@ -123,12 +129,35 @@ class CTCModule(L.LightningModule):
         )
         return specaug(feats.transpose(1, 2)).transpose(1, 2)  # (B, F, T) for torchaudio
 
+    def _pad_with_silence(
+        self, audio: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Put up to `pad_silence` seconds of zeros before and after half of the utterances.
+
+        Args:
+            audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
+
+        Returns:
+            (B, S') waveforms and (B,) lengths, each utterance shifted by its leading silence.
+        """
+        batch = audio.shape[0]
+        most = int(self.hparams.pad_silence * SAMPLE_RATE)
+        chosen = torch.rand(batch, device=audio.device) < 0.5  # (B,)
+        before, after = torch.randint(0, most + 1, (2, batch), device=audio.device) * chosen
+        new_lengths = lengths + before + after
+        padded = audio.new_zeros(batch, int(new_lengths.max()))
+        for i in range(batch):  # B copies per batch: negligible next to the model
+            padded[i, before[i] : before[i] + lengths[i]] = audio[i, : lengths[i]]
+        return padded, new_lengths
+
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
-        warp = None
+        audio, audio_lengths, warp = batch["audio"], batch["audio_lengths"], None
+        if stage == "train" and self.hparams.pad_silence > 0:
+            audio, audio_lengths = self._pad_with_silence(audio, audio_lengths)
         if stage == "train" and self.hparams.vtlp > 0:
-            draw = torch.rand(batch["audio"].shape[0], device=self.device)  # (B,) in [0, 1)
+            draw = torch.rand(audio.shape[0], device=self.device)  # (B,) in [0, 1)
             warp = 1.0 + self.hparams.vtlp * (2.0 * draw - 1.0)
-        feats, frame_lengths = self.features(batch["audio"], batch["audio_lengths"], warp)
+        feats, frame_lengths = self.features(audio, audio_lengths, warp)
         if stage == "train":
             feats = self._augment(feats)
         log_probs, out_lengths = self.model(feats, frame_lengths)
@@ -239,7 +268,15 @@ class CTCModule(L.LightningModule):
 
     def export(self, path: str | Path, info: dict | None = None, half: bool = False) -> None:
         """Write a self-contained model file (see `asr.model_file`)."""
-        save_model_file(path, self.model, self.tokenizer, self.hparams.normalization, info, half)
+        save_model_file(
+            path,
+            self.model,
+            self.tokenizer,
+            self.hparams.normalization,
+            info,
+            half,
+            self.hparams.dynamic_range_db,
+        )
 
 
 def ctc_frames_needed(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 A model file is one `.safetensors` file. Its metadata entry "asr" holds JSON with the
 model hyperparameters, the feature settings and the tokenizer vocabulary, so the file
-rebuilds the whole recogniser without unpickling anything.
+rebuilds the whole recogniser without unpickling anything. It may also hold the model's
+default decoding (`set_decoding`): a word list and an ARPA language model for beam search.
 """
 
 import json
@@ -32,6 +33,7 @@ def save_model_file(
     normalization: str,
     info: dict[str, Any] | None = None,
     half: bool = False,
+    dynamic_range_db: float | None = None,
 ) -> None:
     """Write the model atomically: a crash mid-write never leaves a truncated file behind.
 
@@ -39,11 +41,12 @@ def save_model_file(
         info: free-form provenance (data, epochs, scores) stored alongside the settings.
         half: store floating-point weights as float16 (half the size; loading casts back
             to float32).
+        dynamic_range_db: the features' dynamic range (see `asr.features.LogMel`).
     """
     header = {
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
-        "features": {"normalization": normalization},
+        "features": {"normalization": normalization, "dynamic_range_db": dynamic_range_db},
         "tokenizer": {"vocabulary": list(tokenizer.vocabulary)},
         "info": info or {},
     }
@@ -52,6 +55,43 @@ def save_model_file(
     if half:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     write_atomically(path, lambda tmp: save_file(weights, tmp, metadata={METADATA_KEY: meta}))
+
+
+def set_decoding(
+    path: str | Path,
+    output: str | Path,
+    words: list[str] | None,
+    lm_arpa: str | None = None,
+    beam_size: int = 32,
+    lm_weight: float = 0.5,
+    word_score: float = 0.0,
+) -> None:
+    """Copy a model file, storing (or, with `words=None`, removing) its default decoding.
+
+    Args:
+        words: the lexicon: beam search will only spell these words.
+        lm_arpa: the text of an ARPA word n-gram model over those words, or None.
+        beam_size, lm_weight, word_score: beam-search settings (see
+            `asr.beam_search.BeamSearchDecoder`).
+    """
+    header = read_header(path)
+    header.pop("decoding", None)
+    if words is not None:
+        header["decoding"] = {
+            "beam_size": beam_size,
+            "lexicon": list(words),
+            "lm_arpa": lm_arpa,
+            "lm_weight": lm_weight,
+            "word_score": word_score,
+        }
+    elif lm_arpa is not None:
+        raise ValueError("a language model needs a word list")
+    try:
+        weights = load_file(str(path))
+    except SafetensorError as err:
+        raise ModelFileError(f"{path}: unreadable weights ({err})") from None
+    meta = json.dumps(header)
+    write_atomically(output, lambda tmp: save_file(weights, tmp, metadata={METADATA_KEY: meta}))
 
 
 def read_header(path: str | Path) -> dict[str, Any]:

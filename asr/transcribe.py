@@ -1,6 +1,7 @@
 """Transcription: the Python API behind `asr.load_model(...).transcribe(...)`."""
 
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -91,16 +92,44 @@ class DecodingOptions:
 
 
 class Recognizer:
-    """A loaded model, ready to transcribe audio files or arrays."""
+    """A loaded model, ready to transcribe audio files or arrays.
 
-    def __init__(
-        self, model: AcousticModel, tokenizer: Tokenizer, normalization: str, header: dict
-    ) -> None:
+    Attributes:
+        default_options: how `transcribe` decodes when given no options: the model file's
+            own decoding (e.g. lexicon beam search with a language model, see
+            `asr.model_file.set_decoding`), else greedy.
+    """
+
+    def __init__(self, model: AcousticModel, tokenizer: Tokenizer, header: dict) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.features = LogMel(normalization)
+        features = header["features"]
+        # Files written before the dynamic range option have no entry: none was applied.
+        self.features = LogMel(features["normalization"], features.get("dynamic_range_db"))
         self.header = header
         self.frame_shift = 0.01 * model.config.subsampling  # seconds per output frame
+        self.default_options = self._model_decoding(header.get("decoding"))
+
+    def _model_decoding(self, decoding: dict | None) -> DecodingOptions:
+        """Options for the decoding stored in the model file. Flashlight reads the word
+        list and the LM from files, so they are written to a folder that lives as long as
+        this recogniser."""
+        if not decoding:
+            return DecodingOptions()
+        self._files = tempfile.TemporaryDirectory(prefix="asr-decoding-")
+        lexicon = Path(self._files.name) / "words.txt"
+        lexicon.write_text("\n".join(decoding["lexicon"]) + "\n", encoding="utf-8")
+        lm = None
+        if decoding.get("lm_arpa"):
+            lm = Path(self._files.name) / "lm.arpa"
+            lm.write_text(decoding["lm_arpa"], encoding="utf-8")
+        return DecodingOptions(
+            beam_size=decoding["beam_size"],
+            lexicon=str(lexicon),
+            lm=str(lm) if lm else None,
+            lm_weight=decoding["lm_weight"],
+            word_score=decoding["word_score"],
+        )
 
     @torch.inference_mode()
     def log_probs(self, audio: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +158,7 @@ class Recognizer:
         the reason) and empty text; the other inputs are still transcribed.
 
         Args:
-            options: decoding method (default: greedy).
+            options: decoding method (default: `default_options`, the model's own).
             progress: show a progress bar (files, rate, ETA) on stderr.
 
         Returns:
@@ -137,7 +166,7 @@ class Recognizer:
         """
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
-        options = options or DecodingOptions()
+        options = options or self.default_options
         results: list[Transcription] = []
         window = batch_size * SORT_WINDOW
         with tqdm(total=len(inputs), unit="file", disable=not progress, file=sys.stderr) as bar:
@@ -279,4 +308,4 @@ def load_model(path: str | Path | None = None) -> Recognizer:
             )
         path = DEFAULT_MODEL
     model, tokenizer, header = load_model_file(path)
-    return Recognizer(model, tokenizer, header["features"]["normalization"], header)
+    return Recognizer(model, tokenizer, header)

@@ -140,8 +140,7 @@ def quantized(recognizer: Recognizer) -> Recognizer:
         model = torch.ao.quantization.quantize_dynamic(
             recognizer.model, {nn.LSTM, nn.Linear}, dtype=torch.qint8
         )
-    normalization = recognizer.header["features"]["normalization"]
-    return Recognizer(model, recognizer.tokenizer, normalization, recognizer.header)
+    return Recognizer(model, recognizer.tokenizer, recognizer.header)
 
 
 def int8(args: argparse.Namespace, recognizer: Recognizer) -> None:

@@ -4,7 +4,6 @@ error naming the file and the reason, the rest of a batch goes on, long audio st
 import json
 import subprocess
 import sys
-from difflib import SequenceMatcher
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,9 @@ VALID = {
 }
 
 # Valid, but noisier than the tiny model's training data (8-bit: ~48 dB quantisation noise;
-# hard clipping at 8x gain): it loses one letter ("go lft"); checked for closeness instead.
+# hard clipping at 8x gain). The tiny model, trained on 8 clean utterances, is no judge of
+# noise robustness (the bundled model is: tests/test_bundled_model.py), so for these the
+# file must give what the same samples give as an array: reading adds nothing.
 DEGRADED = {"8-bit", "clipped"}
 
 
@@ -62,7 +63,9 @@ def test_valid_variant_gives_the_original_transcript(recognizer, speech, tmp_pat
     result = recognizer.transcribe(path)[0]
     assert result.error is None
     if name in DEGRADED:
-        assert SequenceMatcher(None, result.text, TEXT).ratio() >= 0.9, result.text
+        samples, rate = sf.read(path, dtype="float32")
+        assert rate == SAMPLE_RATE and samples.ndim == 1
+        assert result.text == recognizer.transcribe(samples)[0].text
     else:
         assert result.text == TEXT
 

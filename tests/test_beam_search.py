@@ -1,6 +1,7 @@
 """Beam search and the ARPA estimator on hand-built CTC emissions."""
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,18 @@ def test_lm_breaks_acoustic_tie(
     arpa = write_arpa(transcripts, tmp_path / "lm.arpa", order=order)
     decoder = BeamSearchDecoder(TOKENIZER, lexicon=words, lm_path=arpa, beam_size=32, lm_weight=1.0)
     assert decoder(lp, lengths) == [expected]
+
+
+def test_loading_an_lm_is_quiet_and_a_broken_one_is_named(tmp_path: Path, capfd) -> None:
+    arpa = write_arpa(["turn on"], tmp_path / "lm.arpa")
+    BeamSearchDecoder(TOKENIZER, lexicon=["turn", "on"], lm_path=arpa)
+    assert capfd.readouterr().err == ""  # KenLM's tip and progress bar are discarded
+    broken = tmp_path / "broken.arpa"
+    broken.write_text("not an ARPA file\n")
+    with pytest.raises(RuntimeError, match=r"broken\.arpa"):
+        BeamSearchDecoder(TOKENIZER, lexicon=["turn", "on"], lm_path=broken)
+    print("stderr works again", file=sys.stderr)
+    assert capfd.readouterr().err == "stderr works again\n"
 
 
 def test_lm_needs_lexicon(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import asr
 from asr.audio import load_audio
@@ -156,3 +157,59 @@ def test_cli_missing_or_corrupt_model_is_a_clear_error(tiny_corpus, tmp_path):
         assert result.returncode == 2
         assert f"asr transcribe: error: {model}" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_set_decoding_stores_a_default_lexicon_beam_search(trained_model, tiny_corpus, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("go\nleft\nstop\nyes\n")  # "no" is spoken in the corpus but left out
+    lm = tmp_path / "lm.arpa"
+    asr_cli("build-lm", str(tiny_corpus / "manifest.jsonl"), "-o", str(lm))
+    model = tmp_path / "with_decoding.safetensors"
+    result = asr_cli(
+        "set-decoding", str(trained_model), "-o", str(model), "--lexicon", str(words),
+        "--lm", str(lm), "--lm-weight", "0.3",
+    )  # fmt: skip
+    assert "beam search over 4 words and a 0 KiB LM by default" in result.stdout
+    recognizer = asr.load_model(model)
+    options = recognizer.default_options
+    assert (options.beam_size, options.lm_weight, options.word_score) == (32, 0.3, 0.0)
+    assert Path(options.lexicon).read_text().split() == ["go", "left", "stop", "yes"]
+    assert Path(options.lm).read_text() == lm.read_text()
+    said_no = tiny_corpus / "wav" / "en-us_no.wav"
+    by_default = recognizer.transcribe([said_no, tiny_corpus / "wav" / "en-us_go_left.wav"])
+    assert by_default[0].text != "no" and set(by_default[0].text.split()) <= {
+        "go",
+        "left",
+        "stop",
+        "yes",
+    }
+    assert by_default[1].text == "go left"
+    assert asr_cli("transcribe", "--model", str(model), "--greedy", str(said_no)).stdout.endswith(
+        "\tno\n"
+    )
+    # Same weights; the original file is untouched and still greedy.
+    assert asr.load_model(trained_model).default_options.lexicon is None
+    for ours, theirs in zip(
+        recognizer.model.state_dict().values(),
+        asr.load_model(trained_model).model.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(ours, theirs)
+    asr_cli("set-decoding", str(model), "--none")
+    assert asr.load_model(model).default_options.lexicon is None
+
+
+def test_set_decoding_refuses_a_broken_lm_and_leaves_the_file(trained_model, tiny_corpus, tmp_path):
+    words, lm = tmp_path / "words.txt", tmp_path / "lm.arpa"
+    words.write_text("go\nleft\n")
+    lm.write_text("this is not an ARPA file\n")
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(trained_model.read_bytes())
+    result = asr_cli(
+        "set-decoding", str(model), "--lexicon", str(words), "--lm", str(lm), check=False
+    )
+    assert result.returncode != 0 and "lm.arpa" in result.stderr
+    assert model.read_bytes() == trained_model.read_bytes()
+    conflicting = asr_cli("transcribe", "--model", str(model), "--greedy", "--beam-size", "4",
+                          str(tiny_corpus / "wav"), check=False)  # fmt: skip
+    assert conflicting.returncode != 0 and "--greedy cannot be combined" in conflicting.stderr

@@ -82,3 +82,19 @@ def test_log_mel_warp_of_one_leaves_features_unchanged(rng):
     moved, _ = extractor(audio, lengths, torch.tensor([1.1, 0.9]))
     assert torch.allclose(plain, same, atol=1e-5)
     assert not torch.allclose(plain, moved, atol=1e-2)
+
+
+def test_dynamic_range_floors_digital_silence_relative_to_the_utterance(rng):
+    speech = 0.3 * rng.standard_normal(8_000).astype(np.float32)
+    audio = torch.from_numpy(np.concatenate([np.zeros(4_000, np.float32), speech]))[None]
+    lengths = torch.tensor([audio.shape[1]])
+    absolute, _ = LogMel("none")(audio, lengths)
+    relative, _ = LogMel("none", dynamic_range_db=80.0)(audio, lengths)
+    peak = float(absolute.max())
+    assert float(absolute.min()) == pytest.approx(np.log(1e-10))  # silence: the absolute floor
+    assert float(relative.min()) == pytest.approx(peak - 8 * np.log(10), abs=1e-4)  # 80 dB down
+    loud = absolute > peak - 8 * np.log(10)
+    assert torch.equal(relative[loud], absolute[loud])  # louder values are untouched
+    # The floor follows the utterance: a quieter copy gets the same features, shifted.
+    quiet, _ = LogMel("none", dynamic_range_db=80.0)(audio * 0.1, lengths)
+    assert torch.allclose(quiet, relative + 2 * np.log(0.1), atol=1e-3)

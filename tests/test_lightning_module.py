@@ -149,3 +149,18 @@ def test_vtlp_warps_training_features_only(monkeypatch):
     assert train_warp.shape == (2,) and ((train_warp - 1).abs() <= 0.1).all()
     assert not torch.equal(train_warp, torch.ones(2))
     assert val_warp is None
+
+
+def test_pad_with_silence_shifts_utterances_and_keeps_their_samples():
+    torch.manual_seed(0)
+    module = small_module(pad_silence=0.25)
+    audio, lengths = batch()["audio"].repeat(8, 1), torch.tensor([16_000, 9_000] * 8)
+    padded, new_lengths = module._pad_with_silence(audio, lengths)
+    added = new_lengths - lengths
+    assert ((added >= 0) & (added <= 2 * 4_000)).all()
+    assert 0 < (added > 0).sum() < 16  # about half the utterances get silence
+    for i in range(16):
+        row = padded[i, : new_lengths[i]]
+        start = int(row.nonzero()[0])  # the first sample of the speech
+        assert torch.equal(row[start : start + lengths[i]], audio[i, : lengths[i]])
+        assert padded[i, new_lengths[i] :].abs().sum() == 0

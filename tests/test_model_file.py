@@ -21,7 +21,7 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     save_model_file(path, model, Tokenizer(), "utterance", {"epochs": 3})
     loaded, tokenizer, header = load_model_file(path)
     assert header["model"] == model.config.to_dict() and header["info"] == {"epochs": 3}
-    assert header["features"] == {"normalization": "utterance"}
+    assert header["features"] == {"normalization": "utterance", "dynamic_range_db": None}
     assert tokenizer.vocabulary == Tokenizer().vocabulary
     x, n = torch.randn(1, 40, 80), torch.tensor([40])
     torch.testing.assert_close(loaded(x, n)[0], model(x, n)[0])
@@ -77,3 +77,16 @@ def test_model_file_gets_the_usual_permissions_not_mkstemps_0600(tmp_path):
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
+
+
+def test_features_follow_the_file_old_files_without_a_dynamic_range_included(tmp_path):
+    import asr
+
+    new, old = tmp_path / "new.safetensors", tmp_path / "old.safetensors"
+    save_model_file(new, small_model(), Tokenizer(), "utterance", dynamic_range_db=80.0)
+    save_model_file(old, small_model(), Tokenizer(), "utterance")
+    assert asr.load_model(new).features.dynamic_range_db == 80.0
+    header = read_header(old)
+    del header["features"]["dynamic_range_db"]  # as written before the option existed
+    model, tokenizer, _ = load_model_file(old)
+    assert asr.transcribe.Recognizer(model, tokenizer, header).features.dynamic_range_db is None

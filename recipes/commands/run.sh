@@ -34,40 +34,45 @@ ASR=.venv/bin/asr
 PY=.venv/bin/python
 start=$(date +%s)
 
-echo "== 1/4 corpora: FSDD (real speech) and synthetic commands ($NUM_TRAIN training utterances)"
+echo "== 1/5 corpora: FSDD (real speech) and synthetic commands ($NUM_TRAIN training utterances)"
 $PY recipes/fsdd/prepare.py
 $PY recipes/commands/prepare.py --num-train "$NUM_TRAIN" --num-dev "$NUM_EVAL" \
   --num-test "$NUM_EVAL" --seed "$SEED" --out "$DATA"
 
-echo "== 2/4 training -> $EXP/model.safetensors"
+echo "== 2/5 training -> $EXP/model.safetensors"
 $ASR fit --config recipes/commands/config.yaml --trainer.default_root_dir "$EXP" \
   --data.train_manifest "[$DATA/train.jsonl, data/fsdd/train.jsonl]" \
   --data.val_manifest "[$DATA/dev.jsonl, data/fsdd/dev.jsonl]" --data.test_manifest "$DATA/test.jsonl" \
   --export "$EXP/model.safetensors" "${TRAIN_ARGS[@]}"
 
-echo "== 3/4 evaluation (greedy and lexicon beam search) of this model and the bundled one"
+echo "== 3/5 decoding: the grammar's words and a 3-gram LM of the training texts go into the model"
+$ASR build-lm "$DATA/train.jsonl" -o "$EXP/lm.arpa"
+$ASR set-decoding "$EXP/model.safetensors" --lexicon "$DATA/words.txt" --lm "$EXP/lm.arpa" \
+  --lm-weight 0.5 --word-score 1.0
+
+echo "== 4/5 evaluation (greedy, and the model's own lexicon + LM beam search) of this model and the bundled one"
 declare -A SPLITS=(
   [commands_test_unseen_voices]=$DATA/test.jsonl
   [fsdd_test_unseen_speaker]=data/fsdd/test.jsonl
   [commands_dev]=$DATA/dev.jsonl
   [fsdd_dev]=data/fsdd/dev.jsonl
 )
-table="| model | split | greedy WER | lexicon beam WER |\n| --- | --- | --- | --- |"
+table="| model | split | greedy WER | lexicon + LM beam WER (default) |\n| --- | --- | --- | --- |"
 models=("$EXP/model.safetensors")
 models+=("$BUNDLED")
 for model in "${models[@]}"; do
   for split in commands_test_unseen_voices fsdd_test_unseen_speaker commands_dev fsdd_dev; do
     out="$EXP/eval/$(basename "$model" .safetensors)/$split"
     greedy=$($ASR evaluate "${SPLITS[$split]}" --model "$model" --out-dir "$out/greedy" \
+      --greedy --quiet | head -1)
+    beam=$($ASR evaluate "${SPLITS[$split]}" --model "$model" --out-dir "$out/default" \
       --quiet | head -1)
-    beam=$($ASR evaluate "${SPLITS[$split]}" --model "$model" --out-dir "$out/beam" \
-      --beam-size 32 --lexicon "$DATA/words.txt" --quiet | head -1)
     echo "$model $split: greedy $greedy | beam $beam"
     table+="\n| $model | $split | ${greedy#WER } | ${beam#WER } |"
   done
 done
 
-echo "== 4/4 transcribing a few unseen examples (two synthetic test voices, one FSDD test speaker)"
+echo "== 5/5 transcribing a few unseen examples (two synthetic test voices, one FSDD test speaker)"
 examples=$($PY -c 'from asr.manifest import read_manifest as r
 print(*[x["audio"] for x in r("'"$DATA"'/test.jsonl")[:2] + r("data/fsdd/test.jsonl")[:1]])')
 # shellcheck disable=SC2086  # the paths have no spaces: they are made by the prepare scripts
