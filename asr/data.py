@@ -1,5 +1,6 @@
 """Datasets, collation and duration-bucketed, distributed-aware batching."""
 
+import itertools
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -122,6 +123,7 @@ class DurationBatchSampler(Sampler[list]):
         self.drop_last = drop_last
         self.epoch = 0
         self._cache: tuple[int, list[list]] | None = None  # (epoch, this rank's batches)
+        self._batches_per_epoch: int | None = None  # fixed by the first epoch asked for
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch (by `CTCModule.on_train_epoch_start` in training)."""
@@ -159,6 +161,15 @@ class DurationBatchSampler(Sampler[list]):
         if self._cache is not None and self._cache[0] == self.epoch:
             return self._cache[1]  # Lightning asks len() often; an epoch's batches are fixed
         batches = self._all_batches()
+        if self.shuffle:
+            # Speed factors and jitter change the bucketing, so the count of batches varies
+            # a little between epochs; but Lightning counts them once and validates after
+            # that many, so an epoch with fewer would never be validated (nor checkpointed).
+            # Each epoch is cut or extended to the first one's length: a few batches (random
+            # ones: they are shuffled) are left out of this epoch, or seen twice in it.
+            if self._batches_per_epoch is None:
+                self._batches_per_epoch = len(batches)
+            batches = list(itertools.islice(itertools.cycle(batches), self._batches_per_epoch))
         if self.drop_last:
             per_rank = len(batches) // self.num_replicas
         else:

@@ -86,18 +86,24 @@ class RecordBatches(CTCModule):
         self.seen.append((self.current_epoch, batch["indices"].tolist(), batch["audio_lengths"]))
         return super().training_step(batch, batch_idx)
 
+    def on_validation_epoch_end(self) -> None:
+        self.validated.append(self.current_epoch)
+        super().on_validation_epoch_end()
 
-def fit_tiny(tiny_corpus, tmp_path, epochs: int, **trainer_args) -> RecordBatches:
+
+def fit_tiny(
+    tiny_corpus, tmp_path, epochs: int, max_frames: int = 500, **trainer_args
+) -> RecordBatches:
     import lightning as L
 
     from asr.datamodule import SpeechDataModule
 
     manifest = str(tiny_corpus / "manifest.jsonl")
     data = SpeechDataModule(
-        manifest, manifest, max_frames=500, num_workers=0, speed_factors=[0.8, 1.0, 1.25]
+        manifest, manifest, max_frames=max_frames, num_workers=0, speed_factors=[0.8, 1.0, 1.25]
     )
     module = RecordBatches(conv_channels=16, hidden_size=16, num_layers=1, warmup_steps=1)
-    module.seen = []
+    module.seen, module.validated = [], []
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
@@ -124,6 +130,13 @@ def test_each_epoch_gets_new_batches_and_speed_factors(tiny_corpus, tmp_path):
     assert all(sorted(i for i, _ in items) == list(range(8)) for items in epochs)
     assert epochs[0] != epochs[1] != epochs[2]  # order or speed (audio length) differs
     assert len({tuple(sorted(items)) for items in epochs}) > 1  # some utterance changed speed
+
+
+def test_every_epoch_is_validated_though_speed_factors_change_the_bucketing(tiny_corpus, tmp_path):
+    # 180 frames: one to three of the tiny utterances per batch, so that the bucketing alone
+    # gives some epochs fewer batches than the first.
+    module = fit_tiny(tiny_corpus, tmp_path, epochs=8, max_frames=180)
+    assert module.validated == list(range(8))
 
 
 def test_bf16_mixed_training_with_gradient_clipping(tiny_corpus, tmp_path):
