@@ -3,6 +3,7 @@ check-data, inspect, plot-training."""
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -362,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFileError, FileNotFoundError) as err:  # a bad --model path, a missing list
         print(f"asr {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `asr transcribe dir | head`: the reader has all it wanted
+        # Python would complain again while flushing stdout at exit; point it at nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 if __name__ == "__main__":

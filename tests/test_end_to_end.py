@@ -213,3 +213,23 @@ def test_set_decoding_refuses_a_broken_lm_and_leaves_the_file(trained_model, tin
     conflicting = asr_cli("transcribe", "--model", str(model), "--greedy", "--beam-size", "4",
                           str(tiny_corpus / "wav"), check=False)  # fmt: skip
     assert conflicting.returncode != 0 and "--greedy cannot be combined" in conflicting.stderr
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """`asr transcribe dir | head`: the reader leaves early; no traceback, status 141."""
+    code = (
+        "import sys, asr.cli as cli\n"
+        "def write_forever(args):\n"
+        "    while True:\n"
+        "        print('line ' * 1000, flush=True)\n"
+        "cli._manifest = write_forever\n"
+        "sys.exit(cli.main(['manifest']))\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
+    ) as process:
+        process.stdout.readline()
+        process.stdout.close()  # the reader goes away
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 141, stderr
+    assert stderr == ""

@@ -64,9 +64,9 @@ for model in "${models[@]}"; do
   for split in commands_test_unseen_voices fsdd_test_unseen_speaker commands_dev fsdd_dev; do
     out="$EXP/eval/$(basename "$model" .safetensors)/$split"
     greedy=$($ASR evaluate "${SPLITS[$split]}" --model "$model" --out-dir "$out/greedy" \
-      --greedy --quiet | head -1)
+      --greedy --quiet | sed -n 1p)
     beam=$($ASR evaluate "${SPLITS[$split]}" --model "$model" --out-dir "$out/default" \
-      --quiet | head -1)
+      --quiet | sed -n 1p)
     echo "$model $split: greedy $greedy | beam $beam"
     table+="\n| $model | $split | ${greedy#WER } | ${beam#WER } |"
   done
