@@ -249,7 +249,7 @@ def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lexicon", help="word list (one per line): beam search spells only these")
     g.add_argument("--lm", help="ARPA word n-gram LM for beam search (needs --lexicon)")
     g.add_argument("--lm-weight", type=float, help="LM weight (default: the model's, or 0.5)")
-    g.add_argument("--word-score", type=float, help="per-word insertion bonus (default: 0)")
+    g.add_argument("--word-score", type=float, help="per-word bonus (default: the model's, or 0)")
     g.add_argument("--commands", help="file of allowed phrases, one per line")
     g.add_argument(
         "--threshold",
