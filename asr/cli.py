@@ -173,7 +173,7 @@ def _set_decoding(args: argparse.Namespace) -> int:
     words = read_word_list(args.lexicon)
     tokenizer = Tokenizer(read_header(args.model)["tokenizer"]["vocabulary"])
     try:  # the words and the LM must make a decoder before they go into the file
-        BeamSearchDecoder(tokenizer, lexicon=words, lm_path=args.lm, beam_size=args.beam_size)
+        BeamSearchDecoder(tokenizer, lexicon=words, lm_path=args.lm)
     except (ValueError, RuntimeError) as err:
         raise SystemExit(f"asr set-decoding: {args.lexicon}, {args.lm}: {err}") from None
     lm_arpa = Path(args.lm).read_text(encoding="utf-8") if args.lm else None
@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write here instead of changing the model file")
     p.add_argument("--lexicon", help="word list: beam search spells only these words")
     p.add_argument("--lm", help="ARPA word n-gram LM over those words (`asr build-lm`)")
-    p.add_argument("--beam-size", type=int, default=32)
+    p.add_argument("--beam-size", type=int, help="default: 32")
     p.add_argument("--lm-weight", type=float, default=0.5)
     p.add_argument("--word-score", type=float, default=0.0)
     p.add_argument("--none", action="store_true", help="remove the stored decoding")

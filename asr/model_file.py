@@ -50,10 +50,15 @@ def save_model_file(
         "tokenizer": {"vocabulary": list(tokenizer.vocabulary)},
         "info": info or {},
     }
-    meta = json.dumps(header)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    _write(path, weights, header)
+
+
+def _write(path: str | Path, weights: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
+    """Weights and the JSON header as one safetensors file, written atomically."""
+    meta = json.dumps(header)
     write_atomically(path, lambda tmp: save_file(weights, tmp, metadata={METADATA_KEY: meta}))
 
 
@@ -62,7 +67,7 @@ def set_decoding(
     output: str | Path,
     words: list[str] | None,
     lm_arpa: str | None = None,
-    beam_size: int = 32,
+    beam_size: int | None = None,
     lm_weight: float = 0.5,
     word_score: float = 0.0,
 ) -> None:
@@ -72,11 +77,15 @@ def set_decoding(
         words: the lexicon: beam search will only spell these words.
         lm_arpa: the text of an ARPA word n-gram model over those words, or None.
         beam_size, lm_weight, word_score: beam-search settings (see
-            `asr.beam_search.BeamSearchDecoder`).
+            `asr.beam_search.BeamSearchDecoder`); beam_size None: its DEFAULT_BEAM_SIZE.
     """
     header = read_header(path)
     header.pop("decoding", None)
     if words is not None:
+        if beam_size is None:
+            from asr.beam_search import DEFAULT_BEAM_SIZE  # imports the decoder: only here
+
+            beam_size = DEFAULT_BEAM_SIZE
         header["decoding"] = {
             "beam_size": beam_size,
             "lexicon": list(words),
@@ -90,8 +99,7 @@ def set_decoding(
         weights = load_file(str(path))
     except SafetensorError as err:
         raise ModelFileError(f"{path}: unreadable weights ({err})") from None
-    meta = json.dumps(header)
-    write_atomically(output, lambda tmp: save_file(weights, tmp, metadata={METADATA_KEY: meta}))
+    _write(output, weights, header)
 
 
 def read_header(path: str | Path) -> dict[str, Any]:
