@@ -13,7 +13,10 @@ LOG_FLOOR = 1e-10  # power floor before the log, so silence gives a finite value
 # Mel powers more than this far below the utterance's loudest are raised to that level (as
 # Whisper does), so digital silence looks like a quiet room instead of log(1e-10).
 DEFAULT_DYNAMIC_RANGE_DB = 80.0
-NORMALIZATIONS = ("utterance", "none")
+NORMALIZATIONS = ("utterance", "speech", "none")
+# "speech" normalisation takes its statistics from the frames within this range of the
+# utterance's loudest frame, so silence around the speech does not change them.
+SPEECH_RANGE_DB = 30.0
 # Vocal tract length perturbation keeps this share of the band (and everything above it)
 # from being squeezed past the Nyquist frequency (Jaitly & Hinton, 2013).
 WARP_BOUNDARY = 0.8
@@ -34,7 +37,9 @@ class LogMel(nn.Module):
 
     Args:
         normalization: "utterance" (per-utterance mean/variance per mel bin, over the valid
-            frames only) or "none".
+            frames), "speech" (the same, with statistics from the valid frames within
+            SPEECH_RANGE_DB of the loudest frame only, so leading or trailing silence of any
+            length leaves the speech frames' values unchanged) or "none".
         dynamic_range_db: floor each utterance's mel powers this many dB below its loudest
             (None: only the absolute LOG_FLOOR, as models trained before this option).
     """
@@ -105,7 +110,9 @@ class LogMel(nn.Module):
         frame_lengths = num_frames(lengths)
         mask = make_pad_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)  # (B, T, 1)
         if self.normalization == "utterance":
-            feats = normalize_utterances(feats, frame_lengths, mask)
+            feats = normalize_utterances(feats, ~mask)
+        elif self.normalization == "speech":
+            feats = normalize_utterances(feats, ~mask & speech_frames(mel, mask))
         return feats.masked_fill(mask, 0.0), frame_lengths
 
 
@@ -147,16 +154,28 @@ def make_pad_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
     return torch.arange(max_length, device=lengths.device)[None, :] >= lengths[:, None]
 
 
-def normalize_utterances(
-    feats: torch.Tensor, lengths: torch.Tensor, pad_mask: torch.Tensor
-) -> torch.Tensor:
-    """Zero mean, unit variance per utterance and mel bin, over valid frames only.
+def speech_frames(mel: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+    """Frames whose energy is within SPEECH_RANGE_DB of the utterance's loudest frame.
 
     Args:
-        feats: (B, T, F); lengths: (B,); pad_mask: (B, T, 1) True at padding.
+        mel: (B, T, F) mel powers; pad_mask: (B, T, 1) True at padding.
+
+    Returns:
+        (B, T, 1) bool; every utterance has at least its loudest frame.
     """
-    valid = (~pad_mask).to(feats.dtype)
-    count = lengths.clamp_min(1).to(feats.dtype)[:, None, None]  # (B, 1, 1)
+    energy = mel.sum(-1, keepdim=True).masked_fill(pad_mask, 0.0)  # (B, T, 1)
+    loudest = energy.amax(dim=1, keepdim=True)  # (B, 1, 1)
+    return energy >= loudest * 10 ** (-SPEECH_RANGE_DB / 10)
+
+
+def normalize_utterances(feats: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance per utterance and mel bin, with statistics from `used` frames.
+
+    Args:
+        feats: (B, T, F); used: (B, T, 1) True at the frames the statistics come from.
+    """
+    valid = used.to(feats.dtype)
+    count = valid.sum(1, keepdim=True).clamp_min(1)  # (B, 1, 1)
     mean = (feats * valid).sum(1, keepdim=True) / count
     var = (((feats - mean) * valid) ** 2).sum(1, keepdim=True) / count
     return (feats - mean) / torch.sqrt(var + 1e-5)

@@ -12,7 +12,7 @@ import torchaudio
 
 from asr.audio import SAMPLE_RATE
 from asr.decoding import greedy_texts
-from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel
+from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel, make_pad_mask
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.model import AcousticModel, ModelConfig
 from asr.model_file import load_model_file, save_model_file
@@ -42,15 +42,20 @@ class CTCModule(L.LightningModule):
         spec_augment: number of time and frequency masks applied to training features.
         freq_mask: widest frequency mask (mel bins).
         time_mask: widest time mask (frames), capped at 20% of each batch's length.
-        pad_silence: half of the training utterances get digital silence, up to this many
-            seconds, before and after them (recordings that are trimmed tight, padded with
-            zeros or start with a muted microphone; 0: off).
+        pad_silence: a share `pad_probability` of the training utterances get digital
+            silence, up to this many seconds, before and after them (recordings that are
+            padded with zeros or start with a muted microphone; 0: off). Without it a model
+            can learn that tightly trimmed audio (as FSDD's) means one kind of speech.
+        pad_probability: the share of training utterances that `pad_silence` pads.
         vtlp: vocal tract length perturbation of training audio: each utterance's spectrum
             is warped by a factor drawn uniformly from [1 - vtlp, 1 + vtlp] (0: off; see
             `asr.features.warp_frequencies`).
+        noise_snr_db: (low, high): half of the training utterances get Gaussian noise, from
+            white to brown (a random spectral slope), at an SNR drawn uniformly from this
+            range, over the padded silence too (None: off).
         init_from: a model file (`asr.model_file`) whose weights start the training, to
-            fine-tune it on new data; its architecture, tokenizer and normalisation must
-            be these (dropout may differ).
+            fine-tune it on new data; its architecture and tokenizer must be these (dropout
+            may differ; other feature settings are allowed, with a warning, to adapt it).
     """
 
     def __init__(
@@ -71,7 +76,9 @@ class CTCModule(L.LightningModule):
         freq_mask: int = 15,
         time_mask: int = 40,
         pad_silence: float = 0.0,
+        pad_probability: float = 0.5,
         vtlp: float = 0.0,
+        noise_snr_db: tuple[float, float] | None = None,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
@@ -99,11 +106,22 @@ class CTCModule(L.LightningModule):
     def _load_weights(self, path: str) -> None:
         pretrained, tokenizer, header = load_model_file(path)
         ours = replace(self.model.config, dropout=pretrained.config.dropout)
-        theirs = (pretrained.config, tokenizer.vocabulary, header["features"]["normalization"])
-        if theirs != (ours, self.tokenizer.vocabulary, self.hparams.normalization):
+        if (pretrained.config, tokenizer.vocabulary) != (ours, self.tokenizer.vocabulary):
             raise ValueError(
-                f"{path}: cannot fine-tune: the file's model {theirs} is not this one "
-                f"{(ours, self.tokenizer.vocabulary, self.hparams.normalization)}"
+                f"{path}: cannot fine-tune: the file's model {pretrained.config} with "
+                f"vocabulary {tokenizer.vocabulary} is not this one {ours} with "
+                f"{self.tokenizer.vocabulary}"
+            )
+        ours_features = {
+            "normalization": self.hparams.normalization,
+            "dynamic_range_db": self.hparams.dynamic_range_db,
+        }
+        theirs_features = {"dynamic_range_db": None, **header["features"]}
+        if theirs_features != ours_features:
+            warnings.warn(
+                f"{path} was trained on features {theirs_features}; fine-tuning it on "
+                f"{ours_features}",
+                stacklevel=2,
             )
         self.model.load_state_dict(pretrained.state_dict())
 
@@ -132,7 +150,7 @@ class CTCModule(L.LightningModule):
     def _pad_with_silence(
         self, audio: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Put up to `pad_silence` seconds of zeros before and after half of the utterances.
+        """Put up to `pad_silence` seconds of zeros before and after some utterances.
 
         Args:
             audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
@@ -142,7 +160,7 @@ class CTCModule(L.LightningModule):
         """
         batch = audio.shape[0]
         most = int(self.hparams.pad_silence * SAMPLE_RATE)
-        chosen = torch.rand(batch, device=audio.device) < 0.5  # (B,)
+        chosen = torch.rand(batch, device=audio.device) < self.hparams.pad_probability  # (B,)
         before, after = torch.randint(0, most + 1, (2, batch), device=audio.device) * chosen
         new_lengths = lengths + before + after
         padded = audio.new_zeros(batch, int(new_lengths.max()))
@@ -150,10 +168,40 @@ class CTCModule(L.LightningModule):
             padded[i, before[i] : before[i] + lengths[i]] = audio[i, : lengths[i]]
         return padded, new_lengths
 
+    def _add_noise(
+        self, audio: torch.Tensor, lengths: torch.Tensor, power: torch.Tensor
+    ) -> torch.Tensor:
+        """Add coloured Gaussian noise to half of the utterances (see `noise_snr_db`).
+
+        Args:
+            audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
+            power: (B,) mean square of each utterance's speech, the SNR's reference.
+
+        Returns:
+            (B, S) waveforms, noise added within each chosen utterance's valid samples.
+        """
+        batch, samples = audio.shape
+        low, high = self.hparams.noise_snr_db
+        snr = low + (high - low) * torch.rand(batch, device=audio.device)  # (B,) dB
+        chosen = torch.rand(batch, device=audio.device) < 0.5
+        # Power spectrum slope from 0 (white) to -2 (brown): amplitude ~ f^(-slope / 2).
+        slope = 2.0 * torch.rand(batch, 1, device=audio.device)  # (B, 1)
+        white = torch.fft.rfft(torch.randn(batch, samples, device=audio.device))  # (B, K)
+        freqs = torch.arange(white.shape[1], device=audio.device).clamp_min(1)  # (K,)
+        noise = torch.fft.irfft(white * freqs ** (-slope / 2), n=samples)  # (B, S)
+        noise = noise * ~make_pad_mask(lengths, samples)  # none beyond each utterance
+        noise_power = noise.square().sum(1) / lengths.clamp_min(1)  # (B,)
+        gain = (power / 10 ** (snr / 10) / noise_power.clamp_min(1e-12)).sqrt() * chosen
+        return audio + noise * gain[:, None]
+
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         audio, audio_lengths, warp = batch["audio"], batch["audio_lengths"], None
+        # The speech's power before any silence padding: the reference for the noise's SNR.
+        power = audio.square().sum(1) / audio_lengths.clamp_min(1)  # (B,)
         if stage == "train" and self.hparams.pad_silence > 0:
             audio, audio_lengths = self._pad_with_silence(audio, audio_lengths)
+        if stage == "train" and self.hparams.noise_snr_db is not None:
+            audio = self._add_noise(audio, audio_lengths, power)
         if stage == "train" and self.hparams.vtlp > 0:
             draw = torch.rand(audio.shape[0], device=self.device)  # (B,) in [0, 1)
             warp = 1.0 + self.hparams.vtlp * (2.0 * draw - 1.0)

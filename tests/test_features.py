@@ -98,3 +98,29 @@ def test_dynamic_range_floors_digital_silence_relative_to_the_utterance(rng):
     # The floor follows the utterance: a quieter copy gets the same features, shifted.
     quiet, _ = LogMel("none", dynamic_range_db=80.0)(audio * 0.1, lengths)
     assert torch.allclose(quiet, relative + 2 * np.log(0.1), atol=1e-3)
+
+
+def test_speech_normalisation_ignores_silence_around_the_speech(rng):
+    """With "speech" statistics, zeros before and after leave the speech frames' values
+    unchanged; with "utterance" statistics they shift them (what the option is for)."""
+    t = np.arange(8_000) / 16_000
+    speech = np.sin(2 * np.pi * 300 * t) * (1 + 0.5 * rng.standard_normal(8_000))
+    audio = torch.from_numpy((0.2 * speech).astype(np.float32))
+    padded = torch.nn.functional.pad(audio, (20 * HOP_LENGTH, 60 * HOP_LENGTH))  # 0.2 / 0.6 s
+    for normalization, changed in (("speech", False), ("utterance", True)):
+        extractor = LogMel(normalization, dynamic_range_db=80.0)
+        alone, n = extractor(audio[None], torch.tensor([len(audio)]))
+        around, _ = extractor(padded[None], torch.tensor([len(padded)]))
+        inner = around[0, 20 : 20 + n.item()]  # the same STFT frames, shifted by 20 hops
+        assert torch.allclose(inner, alone[0], atol=1e-4) != changed, normalization
+
+
+def test_speech_frames_are_within_the_range_of_the_loudest():
+    from asr.features import SPEECH_RANGE_DB, speech_frames
+
+    mel = torch.ones(1, 6, N_MELS)
+    mel[0, :, :] *= torch.tensor([1.0, 0.5, 10 ** (-SPEECH_RANGE_DB / 10) * 1.01, 1e-4, 0, 5])[
+        :, None
+    ]
+    pad = torch.tensor([False] * 5 + [True])[None, :, None]  # the loud last frame is padding
+    assert speech_frames(mel, pad)[0, :, 0].tolist() == [True, True, True, False, False, False]

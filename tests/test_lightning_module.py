@@ -177,3 +177,34 @@ def test_pad_with_silence_shifts_utterances_and_keeps_their_samples():
         start = int(row.nonzero()[0])  # the first sample of the speech
         assert torch.equal(row[start : start + lengths[i]], audio[i, : lengths[i]])
         assert padded[i, new_lengths[i] :].abs().sum() == 0
+
+
+def test_add_noise_reaches_the_drawn_snr_within_the_valid_samples():
+    torch.manual_seed(0)
+    module = small_module(noise_snr_db=(20.0, 20.0))
+    audio, lengths = batch()["audio"].repeat(16, 1), torch.tensor([16_000, 9_000] * 16)
+    power = audio.square().sum(1) / lengths
+    noisy = module._add_noise(audio, lengths, power)
+    noise = noisy - audio
+    snr = 10 * torch.log10(power / (noise.square().sum(1) / lengths))
+    got = snr.isfinite()
+    assert 0 < got.sum() < 32  # about half the utterances get noise
+    assert torch.allclose(snr[got], torch.full_like(snr[got], 20.0), atol=0.5)
+    assert noise[1::2, 9_000:].abs().max() == 0  # none in the padding beyond an utterance
+
+
+def test_init_from_other_features_warns_and_loads(tmp_path):
+    path = tmp_path / "m.safetensors"
+    small_module(normalization="utterance").export(path)
+    with pytest.warns(UserWarning, match="trained on features"):
+        tuned = small_module(normalization="speech", init_from=str(path))
+    assert tuned.features.normalization == "speech"
+
+
+@pytest.mark.parametrize(("probability", "low", "high"), [(1.0, 15, 16), (0.0, 0, 0)])
+def test_pad_probability_sets_the_share_of_padded_utterances(probability, low, high):
+    torch.manual_seed(0)
+    module = small_module(pad_silence=0.25, pad_probability=probability)
+    audio, lengths = batch()["audio"].repeat(8, 1), torch.tensor([16_000, 9_000] * 8)
+    _, new_lengths = module._pad_with_silence(audio, lengths)
+    assert low <= int((new_lengths > lengths).sum()) <= high
