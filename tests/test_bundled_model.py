@@ -13,6 +13,7 @@ import torch
 
 import asr
 from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.metrics import word_errors
 from asr.transcribe import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,8 +78,11 @@ def test_cli_with_no_model_argument(recordings):
 
 @pytest.mark.parametrize("variant", ["8-bit", "clipped", "8 kHz"])
 def test_degraded_files_of_an_unseen_voice(recordings, tmp_path, variant):
+    """Each variant of six commands (33 words) by unseen voices: at most one word wrong
+    (on the whole commands test at 8 kHz the bundled model's WER is about 6 %)."""
     recognizer = asr.load_model()
     paths = [p for p in recordings if "kitchen" in p.name or "timer" in p.name]
+    refs, hyps = [], []
     for path in paths:
         audio = load_audio(path)
         out = tmp_path / path.name
@@ -89,4 +93,7 @@ def test_degraded_files_of_an_unseen_voice(recordings, tmp_path, variant):
         else:
             narrow = resample(torch.from_numpy(audio), SAMPLE_RATE, 8_000).numpy()
             sf.write(out, narrow, 8_000)  # telephone rate: nothing above 4 kHz
-        assert recognizer.transcribe(out)[0].text == recordings[path], (variant, path.name)
+        refs.append(recordings[path])
+        hyps.append(recognizer.transcribe(out)[0].text)
+    errors = word_errors(refs, hyps)
+    assert errors.errors <= 1, (variant, list(zip(refs, hyps, strict=True)))
