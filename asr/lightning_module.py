@@ -18,6 +18,8 @@ from asr.model import AcousticModel, ModelConfig
 from asr.model_file import load_model_file, save_model_file
 from asr.text import Tokenizer
 
+NOISE_LOWEST_HZ = 100.0  # Hz; coloured training noise is flat below this frequency
+
 
 class CTCModule(L.LightningModule):
     """Log-mel features -> `AcousticModel` -> CTC loss; greedy WER/CER on validation.
@@ -82,6 +84,8 @@ class CTCModule(L.LightningModule):
         init_from: str | None = None,
     ) -> None:
         super().__init__()
+        if not 0.0 <= pad_probability <= 1.0:
+            raise ValueError(f"pad_probability must be in [0, 1], got {pad_probability}")
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
         self.features = LogMel(normalization, dynamic_range_db)
@@ -121,7 +125,7 @@ class CTCModule(L.LightningModule):
             warnings.warn(
                 f"{path} was trained on features {theirs_features}; fine-tuning it on "
                 f"{ours_features}",
-                stacklevel=2,
+                stacklevel=3,  # the code that built the module
             )
         self.model.load_state_dict(pretrained.state_dict())
 
@@ -184,11 +188,15 @@ class CTCModule(L.LightningModule):
         low, high = self.hparams.noise_snr_db
         snr = low + (high - low) * torch.rand(batch, device=audio.device)  # (B,) dB
         chosen = torch.rand(batch, device=audio.device) < 0.5
-        # Power spectrum slope from 0 (white) to -2 (brown): amplitude ~ f^(-slope / 2).
+        # Power spectrum slope from 0 (white) to -2 (brown): amplitude ~ f^(-slope / 2), flat
+        # below NOISE_LOWEST_HZ and nothing at 0 Hz, so the power (which the SNR is measured
+        # on) is audible noise, not a slow drift, whatever the batch's length.
         slope = 2.0 * torch.rand(batch, 1, device=audio.device)  # (B, 1)
         white = torch.fft.rfft(torch.randn(batch, samples, device=audio.device))  # (B, K)
-        freqs = torch.arange(white.shape[1], device=audio.device).clamp_min(1)  # (K,)
-        noise = torch.fft.irfft(white * freqs ** (-slope / 2), n=samples)  # (B, S)
+        hz = torch.arange(white.shape[1], device=audio.device) * (SAMPLE_RATE / samples)  # (K,)
+        shape = hz.clamp_min(NOISE_LOWEST_HZ) ** (-slope / 2)  # (B, K)
+        shape[:, 0] = 0.0
+        noise = torch.fft.irfft(white * shape, n=samples)  # (B, S)
         noise = noise * ~make_pad_mask(lengths, samples)  # none beyond each utterance
         noise_power = noise.square().sum(1) / lengths.clamp_min(1)  # (B,)
         gain = (power / 10 ** (snr / 10) / noise_power.clamp_min(1e-12)).sqrt() * chosen

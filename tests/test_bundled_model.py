@@ -78,8 +78,9 @@ def test_cli_with_no_model_argument(recordings):
 
 @pytest.mark.parametrize("variant", ["8-bit", "clipped", "8 kHz"])
 def test_degraded_files_of_an_unseen_voice(recordings, tmp_path, variant):
-    """Each variant of six commands (33 words) by unseen voices: at most one word wrong
-    (on the whole commands test at 8 kHz the bundled model's WER is about 6 %)."""
+    """Each variant of six recordings (two commands by three unseen voices, 33 words): at
+    most one word wrong (on the whole commands test at 8 kHz the bundled model's WER is
+    about 6 %)."""
     recognizer = asr.load_model()
     paths = [p for p in recordings if "kitchen" in p.name or "timer" in p.name]
     refs, hyps = [], []

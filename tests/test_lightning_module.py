@@ -1,3 +1,4 @@
+import warnings
 from itertools import pairwise
 from types import SimpleNamespace
 
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 from asr.lightning_module import CTCModule
+from asr.model_file import load_model_file
 
 
 def batch(seed: int = 0) -> dict:
@@ -193,12 +195,33 @@ def test_add_noise_reaches_the_drawn_snr_within_the_valid_samples():
     assert noise[1::2, 9_000:].abs().max() == 0  # none in the padding beyond an utterance
 
 
+def test_add_noise_is_audible_whatever_its_colour_and_the_batch_length():
+    """Most of the noise's power (on which its SNR is measured) lies above 100 Hz, even for
+    brown noise in a long batch, instead of in a drift below it."""
+    torch.manual_seed(0)
+    module = small_module(noise_snr_db=(20.0, 20.0))
+    samples = 160_000  # a 10 s batch
+    audio = 0.1 * torch.randn(32, samples)
+    lengths = torch.full((32,), samples)
+    noise = module._add_noise(audio, lengths, audio.square().mean(1)) - audio
+    power = torch.fft.rfft(noise).abs().square()  # (B, K)
+    hz = torch.arange(power.shape[1]) * (16_000 / samples)
+    share = power[:, hz >= 100].sum(1) / power.sum(1).clamp_min(1e-12)
+    chosen = noise.abs().amax(1) > 0
+    assert chosen.any() and (share[chosen] > 0.4).all(), share[chosen].min()
+
+
 def test_init_from_other_features_warns_and_loads(tmp_path):
     path = tmp_path / "m.safetensors"
     small_module(normalization="utterance").export(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same features: no warning
+        small_module(normalization="utterance", init_from=str(path))
     with pytest.warns(UserWarning, match="trained on features"):
         tuned = small_module(normalization="speech", init_from=str(path))
     assert tuned.features.normalization == "speech"
+    source, _, _ = load_model_file(path)
+    assert torch.equal(tuned.model.output.weight, source.output.weight)
 
 
 @pytest.mark.parametrize(("probability", "low", "high"), [(1.0, 15, 16), (0.0, 0, 0)])
