@@ -15,7 +15,7 @@ from asr.decoding import greedy_texts
 from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel, make_pad_mask
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.model import AcousticModel, ModelConfig
-from asr.model_file import load_model_file, save_model_file
+from asr.model_file import feature_settings, load_model_file, save_model_file
 from asr.text import Tokenizer
 
 NOISE_LOWEST_HZ = 100.0  # Hz; coloured training noise is flat below this frequency
@@ -120,7 +120,7 @@ class CTCModule(L.LightningModule):
             "normalization": self.hparams.normalization,
             "dynamic_range_db": self.hparams.dynamic_range_db,
         }
-        theirs_features = {"dynamic_range_db": None, **header["features"]}
+        theirs_features = feature_settings(header)
         if theirs_features != ours_features:
             warnings.warn(
                 f"{path} was trained on features {theirs_features}; fine-tuning it on "
@@ -204,11 +204,12 @@ class CTCModule(L.LightningModule):
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         audio, audio_lengths, warp = batch["audio"], batch["audio_lengths"], None
-        # The speech's power before any silence padding: the reference for the noise's SNR.
-        power = audio.square().sum(1) / audio_lengths.clamp_min(1)  # (B,)
+        noisy = stage == "train" and self.hparams.noise_snr_db is not None
+        if noisy:  # the speech's power before any silence padding: the SNR's reference
+            power = audio.square().sum(1) / audio_lengths.clamp_min(1)  # (B,)
         if stage == "train" and self.hparams.pad_silence > 0:
             audio, audio_lengths = self._pad_with_silence(audio, audio_lengths)
-        if stage == "train" and self.hparams.noise_snr_db is not None:
+        if noisy:
             audio = self._add_noise(audio, audio_lengths, power)
         if stage == "train" and self.hparams.vtlp > 0:
             draw = torch.rand(audio.shape[0], device=self.device)  # (B,) in [0, 1)

@@ -102,6 +102,12 @@ def set_decoding(
     _write(output, weights, header)
 
 
+def feature_settings(header: dict[str, Any]) -> dict[str, Any]:
+    """A header's `asr.features.LogMel` arguments. Files written before the dynamic range
+    option have no entry for it: none was applied."""
+    return {"dynamic_range_db": None, **header["features"]}
+
+
 def read_header(path: str | Path) -> dict[str, Any]:
     """The JSON settings of a model file, without loading its weights."""
     try:

@@ -19,7 +19,7 @@ from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
 from asr.features import LogMel
 from asr.model import AcousticModel
-from asr.model_file import load_model_file
+from asr.model_file import feature_settings, load_model_file
 from asr.text import Tokenizer
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "commands.safetensors"
@@ -103,9 +103,7 @@ class Recognizer:
     def __init__(self, model: AcousticModel, tokenizer: Tokenizer, header: dict) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
-        features = header["features"]
-        # Files written before the dynamic range option have no entry: none was applied.
-        self.features = LogMel(features["normalization"], features.get("dynamic_range_db"))
+        self.features = LogMel(**feature_settings(header))
         self.header = header
         self.frame_shift = 0.01 * model.config.subsampling  # seconds per output frame
         self.default_options = self._model_decoding(header.get("decoding"))

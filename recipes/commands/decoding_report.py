@@ -59,14 +59,13 @@ def emissions(
     model: Recognizer,
     records: list[dict],
     batch_size: int = 32,
-    silence: tuple[float, float | None] = (0.0, None),
+    audio: list[np.ndarray] | None = None,
 ) -> list[tuple]:
     """Log-probs of every record, computed once: [(log_probs (B,T,V), lengths (B,)), ...].
 
-    `silence` (seconds, SNR dB or None) is put around each utterance (see `surround`)."""
-    audio = [
-        surround(asr.audio.load_audio(r["audio"]), *silence, seed=i) for i, r in enumerate(records)
-    ]
+    `audio`: the records' audio, already read (and changed); None reads it."""
+    if audio is None:
+        audio = [asr.audio.load_audio(r["audio"]) for r in records]
     return [model.log_probs(audio[i : i + batch_size]) for i in range(0, len(audio), batch_size)]
 
 
@@ -205,8 +204,10 @@ def main() -> None:
     for name in args.test:
         records = read_manifest(name)
         refs = [normalize_text(r["text"]) for r in records]
+        audio = [asr.audio.load_audio(r["audio"]) for r in records]
         for condition, silence in SILENCE_CONDITIONS.items():
-            cache = emissions(model, records, silence=silence)
+            around = [surround(a, *silence, seed=i) for i, a in enumerate(audio)]
+            cache = emissions(model, records, audio=around)
             row = {m: wer(refs, decode(model, cache, opt)) for m, opt in methods.items()}
             figures["padded"].setdefault(name, {})[condition] = row
             cells = " | ".join(f"{v:.2f}" for v in row.values())
