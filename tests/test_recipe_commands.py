@@ -5,6 +5,7 @@ import dataclasses
 import importlib
 import random
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def load(name: str):
 
 
 grammar = load("grammar")
+accent = load("accent")
 synthesize = load("synthesize")
 commands = load("prepare")
 
@@ -243,3 +245,82 @@ def test_domain_weights_skew_the_plan_and_are_checked():
             commands.parse_weights(bad)
     with pytest.raises(RuntimeError, match="unknown domains"):
         commands.prepare(Path("unused"), {"train": 1}, domain_weights={"weather": 1.0})
+
+
+# --- foreign accents -------------------------------------------------------------------------
+def _bases(phonemes):
+    return [p.lstrip("',") for p in phonemes]
+
+
+@needs_tts
+def test_english_phonemes_come_from_espeak():
+    assert _bases(accent.english_phonemes("three")) == ["T", "r", "i:"]
+    assert "'" in "".join(accent.english_phonemes("hundred"))  # stress marks kept
+    with pytest.raises(RuntimeError, match="no phonemes"):
+        accent.english_phonemes("")
+
+
+def test_accent_rules_substitute_what_they_say():
+    three, hundred, five = (
+        ("T", "r", "'i:"),
+        ("h", "'V", "n", "d", "r", "I2", "d"),
+        ("f", "'aI", "v"),
+    )
+    rng = random.Random(0)
+    assert accent.accent_word(three, "french", 0.0, rng) == list(three)  # strength 0: native
+    for _ in range(20):
+        french = _bases(accent.accent_word(three, "french", 1.0, rng))
+        assert french[0] in {"s", "t", "T"} and "r" not in french  # uvular r always at 1.0
+        german = _bases(accent.accent_word(("f", "'aI", "v"), "german", 1.0, rng))
+        assert german[-1] == "f"  # final devoicing
+    drops = sum(
+        _bases(accent.accent_word(hundred, "french", 1.0, rng))[0] != "h" for _ in range(200)
+    )
+    assert 150 < drops < 200  # h dropped with probability 0.9
+    spoken = {tuple(accent.accent_word(five, "spanish", 1.0, rng)) for _ in range(50)}
+    assert spoken == {("f", "'aI", "b"), ("f", "'aI", "v")}  # v -> b with probability 0.7
+
+
+@needs_tts
+def test_accented_phonemes_are_all_known_to_espeak():
+    # espeak reads our phoneme input back as the same phonemes: none dropped or merged
+    # (up to its own allophone rules: flapped t, a glide after i, n before g)
+    same = {"t#": "t", "N": "n", ";": ""}
+    rng = random.Random(1)
+    for name in accent.ACCENTS:
+        for word in ("three", "four", "hundred", "zero", "spades", "previous", "kitchen"):
+            ours = accent.accent_word(accent.english_phonemes(word), name, 1.0, rng)
+            command = ["espeak-ng", "-v", accent.ENGLISH_VOICE, "-q", "-x", "--sep=_"]
+            result = subprocess.run(
+                [*command, f"[[{''.join(ours)}]]"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            theirs = [same.get(p, p) for p in _bases(result.stdout.strip().split("_"))]
+            assert [p for p in theirs if p] == [same.get(p, p) for p in _bases(ours)], (name, word)
+    assert accent.accented_phonemes("three four", "french", 1.0, rng).startswith("[[")
+
+
+def test_accents_leave_unaccented_plans_alone():
+    plain = synthesize.plan("train", 60, seed=5, pool="train")
+    accented = synthesize.plan("train", 60, seed=5, pool="train", accent_probability=1.0)
+    assert [u.digest for u in plain] == [
+        u.digest for u in synthesize.plan("train", 60, seed=5, pool="train", accent_probability=0)
+    ]
+    for a, b in zip(plain, accented, strict=True):
+        assert (a.text, a.voice, a.augment) == (b.text, b.voice, b.augment)
+        assert bool(b.phonemes) == (b.voice.engine == "espeak")  # flite reads text only
+        assert (a.digest == b.digest) == (not b.phonemes)
+    assert any(u.accent.startswith("french@") for u in accented)
+
+
+@needs_tts
+def test_speak_accented_utterance():
+    utterance = next(
+        u
+        for u in synthesize.plan("train", 20, seed=0, pool="train", accent_probability=1.0)
+        if u.phonemes
+    )
+    audio = synthesize.speak(utterance)
+    assert audio.size > 0.3 * SAMPLE_RATE and np.abs(audio).max() > 0.05

@@ -46,6 +46,7 @@ def prepare(
     jobs: int | None = None,
     augment: bool = True,
     domain_weights: dict[str, float] | None = None,
+    accent_probability: float = 0.0,
 ) -> dict[str, list[Record]]:
     """Synthesise the corpus and write its manifests, word list and voice pools.
 
@@ -57,6 +58,8 @@ def prepare(
         augment: apply the random augmentation (False: clean speech).
         domain_weights: relative share of each grammar domain (default
             `grammar.DOMAIN_WEIGHTS`); domains left out are not generated.
+        accent_probability: share of espeak utterances spoken with a foreign accent
+            (accent.py), in every split.
 
     Returns:
         The records written, per split.
@@ -72,7 +75,9 @@ def prepare(
     plans = [
         u
         for split, count in counts.items()
-        for u in synthesize.plan(split, count, seed, SPLIT_POOLS[split], augment, domain_weights)
+        for u in synthesize.plan(
+            split, count, seed, SPLIT_POOLS[split], augment, domain_weights, accent_probability
+        )
     ]
     check_disjoint(plans)
     records = synthesize.synthesize_all(plans, out, jobs=jobs)
@@ -122,12 +127,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ",".join(f"{d}={w}" for d, w in grammar.DOMAIN_WEIGHTS.items())
         + ")",
     )
+    parser.add_argument(
+        "--accent-probability",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of espeak utterances spoken with a foreign accent (default: 0)",
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.accent_probability <= 1:
+        parser.error(f"--accent-probability must be in [0, 1], got {args.accent_probability}")
     counts = {split: getattr(args, f"num_{split}") for split in DEFAULT_COUNTS}
     start = time.perf_counter()
     try:
         by_split = prepare(
-            args.out, counts, args.seed, args.jobs, not args.no_augment, args.domain_weights
+            args.out,
+            counts,
+            args.seed,
+            args.jobs,
+            not args.no_augment,
+            args.domain_weights,
+            args.accent_probability,
         )
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)

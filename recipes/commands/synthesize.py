@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import accent
 import grammar
 import numpy as np
 import soundfile as sf
@@ -174,11 +175,16 @@ class Utterance:
     pitch: float  # espeak: -p value; flite: mean f0 in Hz
     seed: int  # seeds the noise and the impulse response
     augment: dict[str, Any] = field(default_factory=dict)
+    # Foreign accent (espeak only): its name and the phoneme input spoken instead of the text.
+    # Out of repr so that the digests, hence the file names, of unaccented corpora stay put.
+    accent: str = field(default="", repr=False)
+    phonemes: str = field(default="", repr=False)
 
     @property
     def digest(self) -> str:
         """8 hex digits identifying this exact description."""
-        return hashlib.sha1(repr(self).encode()).hexdigest()[:8]
+        described = repr(self) + (f"{self.accent}:{self.phonemes}" if self.phonemes else "")
+        return hashlib.sha1(described.encode()).hexdigest()[:8]
 
     def describe_augmentation(self) -> str:
         """Short text form of the augmentation, e.g. ``speed=0.93 noise=pink@12dB gain=-4dB``."""
@@ -218,12 +224,16 @@ def plan(
     pool: VoicePool,
     augment: bool = True,
     domain_weights: dict[str, float] | None = None,
+    accent_probability: float = 0.0,
 ) -> list[Utterance]:
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
-    Utterance i depends only on (seed, split, i, domain_weights), so a larger corpus extends
-    a smaller one. `domain_weights` (default `grammar.DOMAIN_WEIGHTS`) skews the mix of
-    command domains, e.g. towards the isolated words a model gets wrong most.
+    Utterance i depends only on (seed, split, i, domain_weights, accent_probability), so a
+    larger corpus extends a smaller one. `domain_weights` (default `grammar.DOMAIN_WEIGHTS`)
+    skews the mix of command domains, e.g. towards the isolated words a model gets wrong most.
+    `accent_probability` is the share of espeak utterances spoken with a foreign accent
+    (accent.py); the accent draws use their own random stream, so the texts, voices and
+    augmentation are those of the same seed without accents.
     """
     espeak, flite = voices(pool)
     utterances = []
@@ -239,6 +249,12 @@ def plan(
             rate = rng.uniform(*ESPEAK_RATE_WPM)
             pitch = rng.uniform(*ESPEAK_PITCH)
         augmentation = _draw_augmentation(rng) if augment else {"pad": (0.0, 0.0), "gain_db": 0.0}
+        name, phonemes = "", ""
+        accent_rng = random.Random(f"{seed}:{split}:{index}:accent")
+        if voice.engine == "espeak" and accent_rng.random() < accent_probability:
+            name, strength = accent.draw_accent(accent_rng)
+            phonemes = accent.accented_phonemes(text, name, strength, accent_rng)
+            name = f"{name}@{strength:.2f}"
         utterances.append(
             Utterance(
                 split=split,
@@ -250,6 +266,8 @@ def plan(
                 pitch=round(pitch, 1),
                 seed=rng.getrandbits(32),
                 augment=augmentation,
+                accent=name,
+                phonemes=phonemes,
             )
         )
     return utterances
@@ -267,7 +285,8 @@ def speak(utterance: Utterance) -> np.ndarray:
         wav = os.path.join(tmp, "out.wav")
         if voice.engine == "espeak":
             command = ["espeak-ng", "-v", voice.name, "-s", str(round(utterance.rate))]
-            command += ["-p", str(round(utterance.pitch)), "-w", wav, utterance.text]
+            command += ["-p", str(round(utterance.pitch)), "-w", wav]
+            command.append(utterance.phonemes or utterance.text)
         else:
             command = ["flite", "-voice", voice.name]
             command += ["--setf", f"duration_stretch={utterance.rate}"]
@@ -410,7 +429,7 @@ def synthesize(utterance: Utterance, out: Path) -> Record:
         "speaker": utterance.voice.id,
         "domain": utterance.domain,
         "augment": utterance.describe_augmentation(),
-    }
+    } | ({"accent": utterance.accent} if utterance.accent else {})
 
 
 def _init_worker() -> None:
