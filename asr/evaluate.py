@@ -11,8 +11,8 @@ from asr.transcribe import DecodingOptions, Recognizer
 
 TOP_ERRORS = 20  # most frequent substitutions, deletions and insertions listed in `analysis`
 # Manifest fields that group utterances into WER tables in `analysis` (the commands recipe
-# writes both: the TTS voice and the grammar's domain).
-GROUP_KEYS = ("speaker", "domain")
+# writes all three: the TTS voice, the grammar's domain, and the foreign accent if any).
+GROUP_KEYS = ("speaker", "domain", "accent")
 
 
 def evaluate(
@@ -30,7 +30,7 @@ def evaluate(
     An unreadable audio file counts as an empty hypothesis and is listed in `errs`.
     Also writes `out_dir/analysis`: the most frequent word substitutions, deletions and
     insertions and, for each GROUP_KEYS field the manifest's records carry ("speaker",
-    "domain"), a table of WER per value of that field.
+    "domain", "accent"), a table of WER per value of that field.
 
     Args:
         progress: show a progress bar (files, rate, ETA) on stderr while decoding.

@@ -51,6 +51,7 @@ def test_evaluate_writes_analysis_with_speakers(tmp_path: Path):
         {"audio": "b.wav", "text": "stop", "duration": 1.0, "speaker": "en-gb", "domain": "media"},
         {"audio": "c.wav", "text": "go left", "duration": 1.0, "speaker": "en-gb", "domain": "nav"},
     ]
+    records[2]["accent"] = "french"  # the others have none
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
     answers = {"a.wav": "go left", "b.wav": "stop it", "c.wav": "go lift"}
@@ -58,7 +59,7 @@ def test_evaluate_writes_analysis_with_speakers(tmp_path: Path):
     assert (wer.substitutions, wer.insertions, wer.deletions) == (1, 1, 0)
     analysis = (tmp_path / "out" / "analysis").read_text()
     assert "     1  left -> lift" in analysis and "     1  it" in analysis
-    speakers, domains = analysis[analysis.index("speaker") :].split("\n\n")
+    speakers, domains, accents = analysis[analysis.index("speaker") :].split("\n\n")
     assert [line.split()[:4] for line in speakers.splitlines()[1:]] == [
         ["en-gb", "2", "3", "66.67%"],
         ["en-us", "1", "2", "0.00%"],
@@ -67,6 +68,10 @@ def test_evaluate_writes_analysis_with_speakers(tmp_path: Path):
     assert [line.split()[:4] for line in domains.splitlines()[1:]] == [
         ["media", "1", "1", "100.00%"],
         ["nav", "2", "4", "25.00%"],
+    ]
+    assert [line.split()[:4] for line in accents.splitlines()[1:]] == [
+        ["french", "1", "2", "50.00%"],
+        ["-", "2", "3", "33.33%"],
     ]
 
 

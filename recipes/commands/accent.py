@@ -6,11 +6,12 @@ as [tri:] or [sri:], "hundred" without its h, "four" with a uvular r, "five" dev
 [faIf]. This module rewrites espeak-ng's own English phonemes (`english_phonemes`) with the
 substitutions typical of a first language (`ACCENTS`), then espeak speaks the result through
 its phoneme input ``[[...]]`` with any English voice. Every output phoneme is one espeak's
-English phoneme table knows, so nothing is silently dropped.
+English phoneme table knows, so nothing is silently dropped; each English voice still
+applies its own allophone rules to them (en-us flaps t, the Scottish voice adds r, ...).
 
 Phonemes are espeak mnemonics (``T`` = θ, ``D`` = ð, ``I`` = ɪ, ``V`` = ʌ, ``3:`` = ɜː,
 ``Q`` = ɣ, close to a French or German uvular r); stress marks ``'`` (primary) and ``,``
-(secondary) prefix a syllable's vowel or first consonant.
+(secondary) prefix a vowel.
 """
 
 import functools
@@ -36,13 +37,18 @@ SUBSTITUTIONS: dict[str, dict[str, list[str]]] = {
     "monophthongs": {"eI": ["e"], "oU": ["o"], "aU": ["a u"], "aI@": ["a i E r"]},
     "rhotic_split": {"o@": ["O r"], "O@": ["O r"], "A@": ["a r"], "i@": ["i", "i E"]},
     "ng_split": {"N": ["n"]},
+    # Inaudible: espeak's en-us voices flap the t again and the others say t# as t anyway.
+    # Kept because removing it would change the random draws, hence the audio and file
+    # names, of the corpora made with it.
     "no_flap": {"t#": ["t"], "t2": ["t"]},
 }
 # r-like phonemes after "rhotic_split"; which r replaces them is the accent's `r` choice
 R_PHONEMES = ("r",)
 R_KINDS = {"uvular": ["Q", "X"], "trill": ["R"], "english": ["r"]}
 
-# first language -> (rule -> probability per occurrence, r kind, extra habits)
+# first language -> (rule -> probability, r kind, extra habits). A phoneme tries the rules in
+# this order and takes the first that fires, so a later rule on the same phoneme fires less
+# often than its probability (French th_stop: 0.4 s (1 - 0.5 s) at strength s).
 ACCENTS: dict[str, tuple[dict[str, float], str, frozenset[str]]] = {
     "french": (
         {"th_sibilant": 0.5, "th_stop": 0.4, "h_drop": 0.9, "tense_vowels": 0.8, "strut": 0.7,
@@ -88,7 +94,7 @@ STRENGTH = (0.4, 1.0)  # each speaker applies the rules with probability x stren
 VOWELS = frozenset((
     "a", "a#", "aa", "A:", "A@", "aI", "aI@", "aU", "e", "E", "eI", "i", "i:", "i@", "I", "I2",
     "I#", "o", "O", "O:", "O@", "O2", "o@", "oU", "0", "u", "u:", "U", "V", "@", "@2", "@L",
-    "3", "3:",
+    "3", "3:", "OI", "e@", "U@", "aI3", "aU3",
 ))  # fmt: skip
 DEVOICED = {"z": "s", "v": "f", "d": "t", "g": "k", "dZ": "tS", "Z": "S", "D": "T", "b": "p"}
 
@@ -136,8 +142,9 @@ def accent_word(
     out = [
         s + rng.choice(R_KINDS[r_kind]) if b in R_PHONEMES and rng.random() < strength else s + b
         for s, b in map(_split_stress, out)
-        if b  # a dropped phoneme (h) takes its stress mark with it
     ]
+    if not out:
+        return out
     bases = [_split_stress(p)[1] for p in out]
     if "final_devoicing" in habits and bases[-1] in DEVOICED and rng.random() < strength:
         out[-1] = out[-1][: len(out[-1]) - len(bases[-1])] + DEVOICED[bases[-1]]

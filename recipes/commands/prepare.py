@@ -135,8 +135,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="share of espeak utterances spoken with a foreign accent (default: 0)",
     )
     args = parser.parse_args(argv)
-    if not 0 <= args.accent_probability <= 1:
-        parser.error(f"--accent-probability must be in [0, 1], got {args.accent_probability}")
     counts = {split: getattr(args, f"num_{split}") for split in DEFAULT_COUNTS}
     start = time.perf_counter()
     try:
@@ -149,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.domain_weights,
             args.accent_probability,
         )
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - start

@@ -175,15 +175,19 @@ class Utterance:
     pitch: float  # espeak: -p value; flite: mean f0 in Hz
     seed: int  # seeds the noise and the impulse response
     augment: dict[str, Any] = field(default_factory=dict)
-    # Foreign accent (espeak only): its name and the phoneme input spoken instead of the text.
-    # Out of repr so that the digests, hence the file names, of unaccented corpora stay put.
+    # Foreign accent (espeak only): first language, strength, and the phoneme input spoken
+    # instead of the text. Out of repr so that the digests, hence the file names, of
+    # unaccented corpora stay put.
     accent: str = field(default="", repr=False)
+    accent_strength: float = field(default=0.0, repr=False)
     phonemes: str = field(default="", repr=False)
 
     @property
     def digest(self) -> str:
         """8 hex digits identifying this exact description."""
-        described = repr(self) + (f"{self.accent}:{self.phonemes}" if self.phonemes else "")
+        described = repr(self)
+        if self.phonemes:
+            described += f"{self.accent}@{self.accent_strength:.2f}:{self.phonemes}"
         return hashlib.sha1(described.encode()).hexdigest()[:8]
 
     def describe_augmentation(self) -> str:
@@ -229,12 +233,19 @@ def plan(
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
     Utterance i depends only on (seed, split, i, domain_weights, accent_probability), so a
-    larger corpus extends a smaller one. `domain_weights` (default `grammar.DOMAIN_WEIGHTS`)
+    larger corpus extends a smaller one; an accented one also on the installed espeak-ng's
+    English dictionary, which gives the phonemes the accent rewrites (the recipe's corpora
+    were made with espeak-ng 1.51). `domain_weights` (default `grammar.DOMAIN_WEIGHTS`)
     skews the mix of command domains, e.g. towards the isolated words a model gets wrong most.
     `accent_probability` is the share of espeak utterances spoken with a foreign accent
     (accent.py); the accent draws use their own random stream, so the texts, voices and
     augmentation are those of the same seed without accents.
+
+    Raises:
+        ValueError: `accent_probability` is not in [0, 1].
     """
+    if not 0 <= accent_probability <= 1:
+        raise ValueError(f"accent_probability must be in [0, 1], got {accent_probability}")
     espeak, flite = voices(pool)
     utterances = []
     for index in range(count):
@@ -249,12 +260,11 @@ def plan(
             rate = rng.uniform(*ESPEAK_RATE_WPM)
             pitch = rng.uniform(*ESPEAK_PITCH)
         augmentation = _draw_augmentation(rng) if augment else {"pad": (0.0, 0.0), "gain_db": 0.0}
-        name, phonemes = "", ""
+        language, strength, phonemes = "", 0.0, ""
         accent_rng = random.Random(f"{seed}:{split}:{index}:accent")
         if voice.engine == "espeak" and accent_rng.random() < accent_probability:
-            name, strength = accent.draw_accent(accent_rng)
-            phonemes = accent.accented_phonemes(text, name, strength, accent_rng)
-            name = f"{name}@{strength:.2f}"
+            language, strength = accent.draw_accent(accent_rng)
+            phonemes = accent.accented_phonemes(text, language, strength, accent_rng)
         utterances.append(
             Utterance(
                 split=split,
@@ -266,7 +276,8 @@ def plan(
                 pitch=round(pitch, 1),
                 seed=rng.getrandbits(32),
                 augment=augmentation,
-                accent=name,
+                accent=language,
+                accent_strength=strength,
                 phonemes=phonemes,
             )
         )
@@ -429,7 +440,11 @@ def synthesize(utterance: Utterance, out: Path) -> Record:
         "speaker": utterance.voice.id,
         "domain": utterance.domain,
         "augment": utterance.describe_augmentation(),
-    } | ({"accent": utterance.accent} if utterance.accent else {})
+    } | (
+        {"accent": utterance.accent, "accent_strength": utterance.accent_strength}
+        if utterance.accent
+        else {}
+    )
 
 
 def _init_worker() -> None:
