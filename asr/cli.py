@@ -113,13 +113,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     recognizer = load_model(args.model)
     options = _decoding_options(args, recognizer.default_options)
-    wer, cer = evaluate(
+    wer, cer, failed = evaluate(
         recognizer, args.manifest, args.out_dir, args.batch_size, options, _show_progress(args)
     )
     print(wer.summary("WER"))
     print(cer.summary("CER"))
     print(f"recogs, errs and analysis written to {args.out_dir}")
-    return 0
+    if failed:
+        print(
+            f"asr evaluate: {failed} audio files could not be read and count as empty "
+            f"hypotheses; {args.out_dir}/errs names each and why",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -356,11 +362,13 @@ def main(argv: list[str] | None = None) -> int:
         train_main(args_given)
         return 0
     args = build_parser().parse_args(argv)
+    from asr.manifest import ManifestError
     from asr.model_file import ModelFileError
 
     try:
         return args.func(args)
-    except (ModelFileError, FileNotFoundError) as err:  # a bad --model path, a missing list
+    # A bad --model path, a missing list, a broken manifest line: the message says it all.
+    except (ModelFileError, FileNotFoundError, ManifestError) as err:
         print(f"asr {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `asr transcribe dir | head`: the reader has all it wanted

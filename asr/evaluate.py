@@ -22,7 +22,7 @@ def evaluate(
     batch_size: int = 16,
     options: DecodingOptions | None = None,
     progress: bool = False,
-) -> tuple[ErrorCounts, ErrorCounts]:
+) -> tuple[ErrorCounts, ErrorCounts, int]:
     """Decode every utterance of `manifest` and score it.
 
     Writes `out_dir/recogs` (one `id<TAB>ref=...<TAB>hyp=...` line per utterance) and
@@ -36,7 +36,7 @@ def evaluate(
         progress: show a progress bar (files, rate, ETA) on stderr while decoding.
 
     Returns:
-        Word and character error counts.
+        Word and character error counts, and the number of unreadable audio files.
     """
     records = read_manifest(manifest)
     audio = [r["audio"] for r in records]
@@ -66,7 +66,7 @@ def evaluate(
             groups = [r.get(key) for r in records]
             if any(g is not None for g in groups):
                 f.write("\n" + group_table(refs, hyps, groups, key))
-    return wer, cer
+    return wer, cer, sum(bool(res.error) for res in results)
 
 
 def error_analysis(refs: list[str], hyps: list[str], top: int = TOP_ERRORS) -> str:

@@ -53,14 +53,18 @@ def _check_record(record: Any) -> str | None:
     return None
 
 
+class ManifestError(ValueError):
+    """A manifest line that is not valid JSON or not a valid record (names file and line)."""
+
+
 def read_manifest(path: str | Path) -> list[Record]:
     """Read a JSONL manifest; audio paths come back absolute.
 
     Blank lines are ignored.
 
     Raises:
-        ValueError: a line is not valid JSON or not a valid record; the message names the file
-            and the line number.
+        ManifestError: a line is not valid JSON or not a valid record; the message names the
+            file and the line number.
     """
     path = Path(path)
     folder = path.parent
@@ -72,10 +76,10 @@ def read_manifest(path: str | Path) -> list[Record]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+                raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from None
             problem = _check_record(record)
             if problem:
-                raise ValueError(f"{path}:{number}: {problem}")
+                raise ManifestError(f"{path}:{number}: {problem}")
             record["audio"] = os.path.abspath(os.path.join(folder, record["audio"]))
             record["duration"] = float(record["duration"])
             records.append(record)

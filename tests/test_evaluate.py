@@ -55,7 +55,8 @@ def test_evaluate_writes_analysis_with_speakers(tmp_path: Path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
     answers = {"a.wav": "go left", "b.wav": "stop it", "c.wav": "go lift"}
-    wer, _ = evaluate(FakeRecognizer(answers), manifest, tmp_path / "out")
+    wer, _, failed = evaluate(FakeRecognizer(answers), manifest, tmp_path / "out")
+    assert failed == 0
     assert (wer.substitutions, wer.insertions, wer.deletions) == (1, 1, 0)
     analysis = (tmp_path / "out" / "analysis").read_text()
     assert "     1  left -> lift" in analysis and "     1  it" in analysis
@@ -81,3 +82,37 @@ def test_evaluate_without_speakers_has_no_table(tmp_path: Path):
     evaluate(FakeRecognizer({"a.wav": "stop"}), manifest, tmp_path / "out")
     analysis = (tmp_path / "out" / "analysis").read_text()
     assert "substitutions (ref -> hyp): 0" in analysis and "speaker" not in analysis
+
+
+def test_cli_evaluate_reports_unreadable_audio_and_goes_on(tmp_path: Path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from asr.cli import main
+
+    sf.write(tmp_path / "quiet.wav", np.zeros(8000, dtype=np.float32), 16000)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
+    records = [
+        {"audio": "quiet.wav", "text": "", "duration": 0.5},
+        {"audio": "broken.wav", "text": "stop", "duration": 0.5},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "out"
+    assert main(["evaluate", str(manifest), "--out-dir", str(out), "--greedy", "-q"]) == 1
+    assert "1 audio files could not be read" in capsys.readouterr().err
+    recogs = (out / "recogs").read_text().splitlines()
+    assert [line.split("\t")[0] for line in recogs] == ["quiet", "broken"]  # both scored
+    assert (
+        "broken\tERROR" in (out / "errs").read_text() and "broken.wav" in (out / "errs").read_text()
+    )
+
+
+def test_cli_evaluate_names_the_bad_manifest_line(tmp_path: Path, capsys):
+    from asr.cli import main
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"audio": "a.wav", "text": "one"}\n')
+    assert main(["evaluate", str(manifest), "--out-dir", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{manifest}:1: missing key(s) duration" in err and "Traceback" not in err
