@@ -121,7 +121,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"recogs, errs and analysis written to {args.out_dir}")
     if failed:
         print(
-            f"asr evaluate: {failed} audio files could not be read and count as empty "
+            f"asr evaluate: {failed} audio file(s) could not be read and count as empty "
             f"hypotheses; {args.out_dir}/errs names each and why",
             file=sys.stderr,
         )

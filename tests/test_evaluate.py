@@ -100,7 +100,7 @@ def test_cli_evaluate_reports_unreadable_audio_and_goes_on(tmp_path: Path, capsy
     manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "out"
     assert main(["evaluate", str(manifest), "--out-dir", str(out), "--greedy", "-q"]) == 1
-    assert "1 audio files could not be read" in capsys.readouterr().err
+    assert "1 audio file(s) could not be read" in capsys.readouterr().err
     recogs = (out / "recogs").read_text().splitlines()
     assert [line.split("\t")[0] for line in recogs] == ["quiet", "broken"]  # both scored
     assert (

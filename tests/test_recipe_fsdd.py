@@ -4,6 +4,7 @@ import importlib.util
 import io
 import os
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,13 @@ DIGITS = (0, 1, 2)
 INDICES = range(7)
 
 
-def make_fsdd(root: Path) -> Path:
+def make_fsdd(root: Path, indices: Iterable[int] = INDICES) -> Path:
     recordings = root / "recordings"
     recordings.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for speaker in SPEAKERS:
         for digit in DIGITS:
-            for index in INDICES:
+            for index in indices:
                 audio = 0.1 * rng.standard_normal(800 + 80 * digit)  # 8 kHz, 0.1 s + 10 ms/digit
                 sf.write(recordings / f"{digit}_{speaker}_{index}.wav", audio, 8000)
     (recordings / "notes.wav").write_bytes(b"")  # not FSDD-named: ignored
@@ -65,6 +66,48 @@ def test_split_by_speaker(tmp_path):
         assert Path(record["audio"]).is_file()
     raw = (out / "dev.jsonl").read_text().splitlines()[0]
     assert '"audio": "../fsdd/recordings/' in raw  # stored relative to the manifest
+
+
+def test_adapt_split_takes_the_test_speaker_from_index_25_and_keeps_his_test_fixed(tmp_path):
+    source = make_fsdd(tmp_path / "fsdd", indices=(0, 5, 24, 25, 26, 40))
+
+    def splits(out, adapt):
+        fsdd.prepare(source, out, test_speaker="carl", adapt=adapt)
+        names = [*fsdd.SPLITS, "adapt"] if adapt else fsdd.SPLITS
+        return {
+            n: {Path(r["audio"]).stem for r in read_manifest(out / f"{n}.jsonl")} for n in names
+        }
+
+    two, one = splits(tmp_path / "two", 2), splits(tmp_path / "one", 1)
+    assert two["adapt"] == {f"{d}_carl_{i}" for d in DIGITS for i in (25, 26)}
+    assert one["adapt"] == {f"{d}_carl_25" for d in DIGITS}
+    assert two["test"] == one["test"] == {f"{d}_carl_{i}" for d in DIGITS for i in (0, 5, 24)}
+    assert two["train"] == one["train"] and not any("carl" in u for u in two["train"])
+
+    plain = splits(tmp_path / "two", 0)  # the same folder without --adapt: no stale adapt split
+    assert not (tmp_path / "two" / "adapt.jsonl").exists()
+    assert len(plain["test"]) == 3 * 6
+    with pytest.raises(ValueError, match="adapt must be"):
+        fsdd.prepare(source, tmp_path / "bad", test_speaker="carl", adapt=26)
+    assert not two["adapt"] & two["test"]
+
+
+def test_adapt_split_is_rewritten_when_k_changes_or_a_file_is_missing(tmp_path, capsys):
+    source = make_fsdd(tmp_path / "fsdd", indices=(0, 25, 26))
+    out = tmp_path / "out"
+    argv = ["--source", str(source), "--out", str(out), "--test-speaker", "carl"]
+    assert fsdd.main([*argv, "--adapt", "2"]) == 0
+    assert len(read_manifest(out / "adapt.jsonl")) == 6
+    assert fsdd.prepare(source, out, test_speaker="carl", adapt=2) is None  # up to date
+    assert fsdd.main([*argv, "--adapt", "1"]) == 0
+    assert len(read_manifest(out / "adapt.jsonl")) == 3
+    (out / "adapt.jsonl").unlink()
+    assert fsdd.prepare(source, out, test_speaker="carl", adapt=1) is not None
+    assert len(read_manifest(out / "adapt.jsonl")) == 3
+    capsys.readouterr()
+    for bad in ("26", "-1"):
+        assert fsdd.main([*argv, "--adapt", bad]) == 1
+        assert "adapt must be 0-25" in capsys.readouterr().err
 
 
 def test_idempotent_unless_changed_or_forced(tmp_path):
