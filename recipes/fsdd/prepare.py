@@ -72,6 +72,11 @@ def find_recordings(source: Path) -> Path:
     raise FileNotFoundError(f"{source}: no FSDD recordings ({{digit}}_{{speaker}}_{{index}}.wav)")
 
 
+def output_splits(adapt: int) -> tuple[str, ...]:
+    """The manifests written: SPLITS, and "adapt" when `adapt` recordings per digit are asked."""
+    return (*SPLITS, "adapt") if adapt else SPLITS
+
+
 def split_records(recordings: Path, test_speaker: str, adapt: int = 0) -> dict[str, list[Record]]:
     """Manifest records of the recordings, assigned to train/dev/test by speaker and index.
 
@@ -90,23 +95,25 @@ def split_records(recordings: Path, test_speaker: str, adapt: int = 0) -> dict[s
         raise ValueError(f"test speaker {test_speaker!r} not among {speakers}")
     if len(speakers) < 2:
         raise ValueError(f"only one speaker ({test_speaker}); nothing left to train on")
-    names = (*SPLITS, "adapt") if adapt else SPLITS
-    items: dict[str, list[tuple[Path, str, dict[str, str]]]] = {name: [] for name in names}
+    items: dict[str, list[tuple[Path, str, dict[str, str]]]] = {
+        name: [] for name in output_splits(adapt)
+    }
     for path, (digit, speaker, index) in parsed.items():
-        if speaker == test_speaker:
-            split = "test" if not adapt or index < ADAPT_FROM else "adapt"
-            if split == "adapt" and index >= ADAPT_FROM + adapt:
-                continue  # neither adapted on nor tested: the test stays the same for every K
-        else:
+        if speaker != test_speaker:
             split = "dev" if index in DEV_INDICES else "train"
+        elif not adapt or index < ADAPT_FROM:
+            split = "test"
+        elif index < ADAPT_FROM + adapt:
+            split = "adapt"
+        else:
+            continue  # neither adapted on nor tested: the test stays the same for every K
         items[split].append((path, number_to_words(digit), {"speaker": speaker}))
     return {split: collect_records(pairs, f"fsdd {split}") for split, pairs in items.items()}
 
 
 def is_up_to_date(out: Path, recordings: Path, options: dict[str, str | int]) -> bool:
     """True when all outputs exist, were made with `options`, and are newer than the audio."""
-    names = (*SPLITS, "adapt") if options.get("adapt") else SPLITS
-    outputs = [out / f"{split}.jsonl" for split in names]
+    outputs = [out / f"{split}.jsonl" for split in output_splits(int(options.get("adapt", 0)))]
     stamp = out / STAMP
     if not all(p.is_file() for p in [*outputs, stamp]):
         return False
