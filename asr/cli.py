@@ -166,7 +166,7 @@ def _build_lm(args: argparse.Namespace) -> int:
 
 def _set_decoding(args: argparse.Namespace) -> int:
     from asr.beam_search import BeamSearchDecoder, read_word_list
-    from asr.model_file import read_header, set_decoding
+    from asr.model_file import copy_decoding, model_path, read_header, set_decoding
     from asr.text import Tokenizer
 
     output = args.output or args.model
@@ -174,8 +174,26 @@ def _set_decoding(args: argparse.Namespace) -> int:
         set_decoding(args.model, output, None)
         print(f"{output}: no stored decoding (greedy by default)")
         return 0
+    if args.copy_from:
+        if args.lexicon or args.lm:
+            raise SystemExit("asr set-decoding: --copy-from brings its own word list and LM")
+        changes = {
+            key: value
+            for key in ("beam_size", "lm_weight", "word_score")
+            if (value := getattr(args, key)) is not None
+        }
+        try:
+            decoding = copy_decoding(model_path(args.copy_from), args.model, output, **changes)
+        except (ValueError, FileNotFoundError) as err:
+            raise SystemExit(f"asr set-decoding: {err}") from None
+        print(
+            f"{output}: beam search over {len(decoding['lexicon'])} words by default, as "
+            f"{args.copy_from} (LM weight {decoding['lm_weight']}, word score "
+            f"{decoding['word_score']})"
+        )
+        return 0
     if not args.lexicon:
-        raise SystemExit("asr set-decoding: give --lexicon (or --none)")
+        raise SystemExit("asr set-decoding: give --lexicon (or --copy-from, or --none)")
     words = read_word_list(args.lexicon)
     tokenizer = Tokenizer(read_header(args.model)["tokenizer"]["vocabulary"])
     try:  # the words and the LM must make a decoder before they go into the file
@@ -183,9 +201,9 @@ def _set_decoding(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as err:
         raise SystemExit(f"asr set-decoding: {args.lexicon}, {args.lm}: {err}") from None
     lm_arpa = Path(args.lm).read_text(encoding="utf-8") if args.lm else None
-    set_decoding(
-        args.model, output, words, lm_arpa, args.beam_size, args.lm_weight, args.word_score
-    )
+    lm_weight = 0.5 if args.lm_weight is None else args.lm_weight
+    word_score = 0.0 if args.word_score is None else args.word_score
+    set_decoding(args.model, output, words, lm_arpa, args.beam_size, lm_weight, word_score)
     lm_note = f" and a {len(lm_arpa) // 1024} KiB LM" if lm_arpa else ""
     print(f"{output}: beam search over {len(words)} words{lm_note} by default")
     return 0
@@ -231,16 +249,20 @@ def _plot_training(args: argparse.Namespace) -> int:
     return 0
 
 
-def _manifest(args: argparse.Namespace) -> int:
+def _manifest(rest: list[str]) -> int:
     from asr.manifest import main as manifest_main
 
-    return manifest_main(args.rest) or 0
+    return manifest_main(rest) or 0
 
 
-def _check_data(args: argparse.Namespace) -> int:
+def _check_data(rest: list[str]) -> int:
     from asr.check_data import main as check_data_main
 
-    return check_data_main(args.rest)
+    return check_data_main(rest)
+
+
+# Commands with a parser of their own: everything after the name goes to it unparsed.
+OWN_PARSER_COMMANDS = {"manifest": _manifest, "check-data": _check_data}
 
 
 def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
@@ -311,8 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lexicon", help="word list: beam search spells only these words")
     p.add_argument("--lm", help="ARPA word n-gram LM over those words (`asr build-lm`)")
     p.add_argument("--beam-size", type=int, help="default: 32")
-    p.add_argument("--lm-weight", type=float, default=0.5)
-    p.add_argument("--word-score", type=float, default=0.0)
+    p.add_argument("--lm-weight", type=float, help="default: 0.5 (--copy-from: its own)")
+    p.add_argument("--word-score", type=float, help="default: 0 (--copy-from: its own)")
+    p.add_argument(
+        "--copy-from",
+        metavar="MODEL",
+        help="store this model file's decoding instead ('bundled': the bundled model's), "
+        "e.g. on a model fine-tuned from it",
+    )
     p.add_argument("--none", action="store_true", help="remove the stored decoding")
     p.set_defaults(func=_set_decoding)
 
@@ -335,17 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="curves.png", help="image file to write")
     p.set_defaults(func=_plot_training)
 
-    p = sub.add_parser(
-        "manifest", help="build a JSONL manifest from a folder or a table", add_help=False
-    )
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="see `asr manifest --help`")
-    p.set_defaults(func=_manifest)
-
-    p = sub.add_parser(
-        "check-data", help="validate a manifest before training (exit 1 if not ok)", add_help=False
-    )
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="see `asr check-data --help`")
-    p.set_defaults(func=_check_data)
+    # Listed for the help only: main() hands their arguments to their own parsers.
+    sub.add_parser("manifest", help="build a JSONL manifest from a folder or a table")
+    sub.add_parser("check-data", help="validate a manifest before training (exit 1 if not ok)")
 
     for name in TRAINING_COMMANDS:
         sub.add_parser(name, help=f"LightningCLI {name} (see `asr {name} --help`)", add_help=False)
@@ -361,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         # None lets LightningCLI read sys.argv itself (it warns when handed the same list).
         train_main(args_given)
         return 0
+    if argv and argv[0] in OWN_PARSER_COMMANDS:
+        return OWN_PARSER_COMMANDS[argv[0]](list(argv[1:]))
     args = build_parser().parse_args(argv)
     from asr.manifest import ManifestError
     from asr.model_file import ModelFileError

@@ -15,7 +15,7 @@ from asr.decoding import greedy_texts
 from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel, make_pad_mask
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.model import AcousticModel, ModelConfig
-from asr.model_file import feature_settings, load_model_file, save_model_file
+from asr.model_file import feature_settings, load_model_file, model_path, save_model_file
 from asr.text import Tokenizer
 
 NOISE_LOWEST_HZ = 100.0  # Hz; coloured training noise is flat below this frequency
@@ -55,9 +55,10 @@ class CTCModule(L.LightningModule):
         noise_snr_db: (low, high): half of the training utterances get Gaussian noise, from
             white to brown (a random spectral slope), at an SNR drawn uniformly from this
             range, over the padded silence too (None: off).
-        init_from: a model file (`asr.model_file`) whose weights start the training, to
-            fine-tune it on new data; its architecture and tokenizer must be these (dropout
-            may differ; other feature settings are allowed, with a warning, to adapt it).
+        init_from: a model file (`asr.model_file`; "bundled": the bundled model) whose
+            weights start the training, to fine-tune it on new data; its architecture and
+            tokenizer must be these (dropout may differ; other feature settings are
+            allowed, with a warning, to adapt it).
     """
 
     def __init__(
@@ -108,7 +109,7 @@ class CTCModule(L.LightningModule):
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite gradient
 
     def _load_weights(self, path: str) -> None:
-        pretrained, tokenizer, header = load_model_file(path)
+        pretrained, tokenizer, header = load_model_file(model_path(path))
         ours = replace(self.model.config, dropout=pretrained.config.dropout)
         if (pretrained.config, tokenizer.vocabulary) != (ours, self.tokenizer.vocabulary):
             raise ValueError(

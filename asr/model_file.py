@@ -20,6 +20,21 @@ from asr.text import Tokenizer
 
 FORMAT_VERSION = 1
 METADATA_KEY = "asr"
+BUNDLED_MODEL = Path(__file__).parent / "assets" / "commands.safetensors"
+BUNDLED = "bundled"  # stands for BUNDLED_MODEL wherever a model file is asked for
+
+
+def model_path(path: str | Path | None) -> Path:
+    """The file a model argument names: None or "bundled" is the model bundled with asr.
+
+    Raises:
+        FileNotFoundError: the bundled model is asked for and not installed.
+    """
+    if path is not None and str(path) != BUNDLED:
+        return Path(path)
+    if not BUNDLED_MODEL.exists():
+        raise FileNotFoundError(f"no bundled model at {BUNDLED_MODEL}: pass a model file")
+    return BUNDLED_MODEL
 
 
 class ModelFileError(Exception):
@@ -100,6 +115,39 @@ def set_decoding(
     except SafetensorError as err:
         raise ModelFileError(f"{path}: unreadable weights ({err})") from None
     _write(output, weights, header)
+
+
+def copy_decoding(
+    source: str | Path, path: str | Path, output: str | Path, **changes: Any
+) -> dict[str, Any]:
+    """Store `source`'s default decoding in a copy of `path`, e.g. a fine-tune of `source`.
+
+    Args:
+        changes: settings to change on the way (beam_size, lm_weight, word_score).
+
+    Returns:
+        The decoding now stored in `output`.
+
+    Raises:
+        ValueError: `source` stores no decoding, or the models' vocabularies differ (its
+            word list would be spelled with other characters).
+    """
+    theirs = read_header(source)
+    if not theirs.get("decoding"):
+        raise ValueError(f"{source} stores no decoding")
+    if read_header(path)["tokenizer"] != theirs["tokenizer"]:
+        raise ValueError(f"{source} and {path} have different vocabularies")
+    decoding = {**theirs["decoding"], **changes}
+    set_decoding(
+        path,
+        output,
+        decoding["lexicon"],
+        decoding["lm_arpa"],
+        decoding["beam_size"],
+        decoding["lm_weight"],
+        decoding["word_score"],
+    )
+    return decoding
 
 
 def feature_settings(header: dict[str, Any]) -> dict[str, Any]:

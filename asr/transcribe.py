@@ -19,10 +19,9 @@ from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
 from asr.features import LogMel
 from asr.model import AcousticModel
-from asr.model_file import feature_settings, load_model_file
+from asr.model_file import feature_settings, load_model_file, model_path
 from asr.text import Tokenizer
 
-DEFAULT_MODEL = Path(__file__).parent / "assets" / "commands.safetensors"
 SILENCE_PEAK = 1e-3  # full scale (-60 dBFS): quieter input is silence and gives no text
 SORT_WINDOW = 8  # batches read ahead and sorted by length, so batches carry little padding
 
@@ -293,17 +292,11 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 
 
 def load_model(path: str | Path | None = None) -> Recognizer:
-    """Load a model file; with no path, the model bundled with the package.
+    """Load a model file; with no path (or "bundled"), the model bundled with the package.
 
     Raises:
-        FileNotFoundError: no path given and no bundled model is installed.
+        FileNotFoundError: the bundled model is asked for and not installed.
         asr.model_file.ModelFileError: the file is not a valid model file.
     """
-    if path is None:
-        if not DEFAULT_MODEL.exists():
-            raise FileNotFoundError(
-                f"no bundled model at {DEFAULT_MODEL}: pass the path of a model file"
-            )
-        path = DEFAULT_MODEL
-    model, tokenizer, header = load_model_file(path)
+    model, tokenizer, header = load_model_file(model_path(path))
     return Recognizer(model, tokenizer, header)

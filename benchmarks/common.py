@@ -81,12 +81,12 @@ def random_model_file(path: str | Path, seed: int = 0) -> Path:
 
 def model_to_time(requested: Path | None, tmp: Path) -> Path:
     """The model file asked for, else the bundled one, else a random one of its shape in tmp."""
-    from asr.transcribe import DEFAULT_MODEL
+    from asr.model_file import BUNDLED_MODEL
 
     if requested is not None:
         return requested
-    if DEFAULT_MODEL.exists():
-        return DEFAULT_MODEL
+    if BUNDLED_MODEL.exists():
+        return BUNDLED_MODEL
     print("no --model and no bundled model: using a random model (timings only)")
     return random_model_file(tmp / "random.safetensors")
 

@@ -14,7 +14,7 @@ import torch
 import asr
 from asr.audio import SAMPLE_RATE, load_audio, resample
 from asr.metrics import word_errors
-from asr.transcribe import DEFAULT_MODEL
+from asr.model_file import BUNDLED_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 # Voices of the commands recipe's held-out test pool: never used in training.
@@ -29,7 +29,7 @@ COMMANDS = (
 )
 SILENCE_S = 0.3  # around each recording, as a recorder gives
 
-pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="no bundled model")
+pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="no bundled model")
 
 
 def spoken(text: str, voice: str, folder: Path) -> Path:
@@ -50,7 +50,7 @@ def recordings(tmp_path_factory) -> dict[Path, str]:
 
 def test_loads_with_no_arguments_and_stores_its_decoding():
     recognizer = asr.load_model()
-    assert DEFAULT_MODEL.stat().st_size <= 10 * 2**20  # the limit: 10 MB
+    assert BUNDLED_MODEL.stat().st_size <= 10 * 2**20  # the limit: 10 MB
     options = recognizer.default_options
     assert options.beam_size > 1 and options.lexicon and options.lm
     words = Path(options.lexicon).read_text().split()

@@ -199,6 +199,30 @@ def test_set_decoding_stores_a_default_lexicon_beam_search(trained_model, tiny_c
     assert asr.load_model(model).default_options.lexicon is None
 
 
+def test_set_decoding_copies_another_models_decoding(trained_model, tiny_corpus, tmp_path):
+    """A fine-tune of a model gets the same word list and LM with --copy-from."""
+    words, lm = tmp_path / "words.txt", tmp_path / "lm.arpa"
+    words.write_text("go\nleft\nstop\n")
+    asr_cli("build-lm", str(tiny_corpus / "manifest.jsonl"), "-o", str(lm))
+    source, copy = tmp_path / "source.safetensors", tmp_path / "copy.safetensors"
+    asr_cli("set-decoding", str(trained_model), "-o", str(source), "--lexicon", str(words),
+            "--lm", str(lm), "--lm-weight", "0.3", "--word-score", "-1")  # fmt: skip
+    result = asr_cli("set-decoding", str(trained_model), "-o", str(copy), "--copy-from",
+                     str(source), "--word-score", "2")  # fmt: skip
+    assert "beam search over 3 words by default" in result.stdout
+    recognizer = asr.load_model(copy)  # its decoding files live as long as it does
+    options = recognizer.default_options
+    assert (options.beam_size, options.lm_weight, options.word_score) == (32, 0.3, 2.0)
+    assert Path(options.lexicon).read_text().split() == ["go", "left", "stop"]
+    assert Path(options.lm).read_text() == lm.read_text()
+    greedy = asr_cli("set-decoding", str(trained_model), "--copy-from", str(trained_model),
+                     check=False)  # fmt: skip
+    assert greedy.returncode != 0 and "stores no decoding" in greedy.stderr
+    both = asr_cli("set-decoding", str(copy), "--copy-from", str(source), "--lexicon",
+                   str(words), check=False)  # fmt: skip
+    assert both.returncode != 0 and "--copy-from brings its own" in both.stderr
+
+
 def test_set_decoding_refuses_a_broken_lm_and_leaves_the_file(trained_model, tiny_corpus, tmp_path):
     words, lm = tmp_path / "words.txt", tmp_path / "lm.arpa"
     words.write_text("go\nleft\n")

@@ -81,6 +81,16 @@ def test_init_from_a_different_architecture_is_refused(tmp_path):
     assert str(path) in str(err.value)
 
 
+def test_init_from_bundled_starts_from_the_packaged_model(tmp_path, monkeypatch):
+    from asr import model_file
+
+    source = small_module()
+    source.export(tmp_path / "packaged.safetensors")
+    monkeypatch.setattr(model_file, "BUNDLED_MODEL", tmp_path / "packaged.safetensors")
+    tuned = small_module(init_from="bundled")
+    assert torch.equal(tuned.model.output.weight, source.model.output.weight)
+
+
 class RecordBatches(CTCModule):
     """Remembers what each training step was given: (epoch, utterance indices, audio lengths)."""
 

@@ -148,3 +148,18 @@ def test_main_fails_on_empty_source_and_has_help(tmp_path, capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "same-stem .txt" in capsys.readouterr().out
+
+
+def test_asr_manifest_takes_options_first_and_gives_its_help(tmp_path, capsys):
+    """Through the `asr` command: options before the folder, and -h, reach its own parser."""
+    from asr.cli import main as cli_main
+
+    folder = make_folder(tmp_path / "corpus")
+    out = tmp_path / "all.jsonl"
+    assert cli_main(["manifest", "-o", str(out), str(folder)]) == 0
+    assert len(read_manifest(out)) == 2
+    for flag in ("-h", "--help"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(["manifest", flag])
+        assert exit_info.value.code == 0
+        assert "usage: asr manifest" in capsys.readouterr().out

@@ -5,8 +5,15 @@ import pickle
 import pytest
 import torch
 
+from asr import model_file
 from asr.model import AcousticModel, ModelConfig
-from asr.model_file import ModelFileError, load_model_file, read_header, save_model_file
+from asr.model_file import (
+    ModelFileError,
+    load_model_file,
+    model_path,
+    read_header,
+    save_model_file,
+)
 from asr.text import Tokenizer
 
 
@@ -90,3 +97,12 @@ def test_features_follow_the_file_old_files_without_a_dynamic_range_included(tmp
     del header["features"]["dynamic_range_db"]  # as written before the option existed
     model, tokenizer, _ = load_model_file(old)
     assert asr.transcribe.Recognizer(model, tokenizer, header).features.dynamic_range_db is None
+
+
+def test_bundled_names_the_packaged_model(tmp_path, monkeypatch):
+    assert model_path(tmp_path / "m.safetensors") == tmp_path / "m.safetensors"
+    monkeypatch.setattr(model_file, "BUNDLED_MODEL", tmp_path / "packaged.safetensors")
+    with pytest.raises(FileNotFoundError, match="no bundled model"):
+        model_path("bundled")
+    (tmp_path / "packaged.safetensors").touch()
+    assert model_path("bundled") == model_path(None) == tmp_path / "packaged.safetensors"
