@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import importlib
+import json
 import random
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.audio import SAMPLE_RATE
+from asr.audio import SAMPLE_RATE, load_audio
 from asr.manifest import read_manifest
 from asr.text import normalize_text
 
@@ -32,6 +33,7 @@ grammar = load("grammar")
 accent = load("accent")
 synthesize = load("synthesize")
 commands = load("prepare")
+narrowband = load("narrowband")
 
 
 # --- grammar ---------------------------------------------------------------------------------
@@ -168,6 +170,38 @@ def test_telephone_band_limits():
     assert kept > 0.5
     assert above < 0.01
     assert below < 0.2
+
+
+def test_narrowband_copy_is_8_khz_and_leaves_out_telephone_audio(tmp_path):
+    rng = np.random.default_rng(0)
+    source = tmp_path / "corpus"
+    (source / "wav").mkdir(parents=True)
+    lines = []
+    for name, augment in [("a", "gain=-3dB"), ("b", "telephone gain=0dB"), ("c", "")]:
+        white = (rng.standard_normal(SAMPLE_RATE) * 0.1).astype(np.float32)
+        sf.write(source / "wav" / f"{name}.wav", white, SAMPLE_RATE, subtype="PCM_16")
+        record = {"audio": f"wav/{name}.wav", "text": name, "duration": 1.0, "augment": augment}
+        lines.append(json.dumps(record) + "\n")
+    (source / "test.jsonl").write_text("".join(lines))
+    out = tmp_path / "nb"
+    assert narrowband.narrowband_copy(source / "test.jsonl", out) == 2
+    copies = read_manifest(out / "test.jsonl")
+    assert [r["text"] for r in copies] == ["a", "c"]
+    sources = read_manifest(out / "test_source.jsonl")
+    assert [Path(r["audio"]) for r in sources] == [
+        source / "wav" / "a.wav",
+        source / "wav" / "c.wav",
+    ]
+    for record in copies:
+        audio, rate = sf.read(record["audio"], dtype="float32")
+        assert rate == 8_000 and audio.size == SAMPLE_RATE // 2
+        original, _ = sf.read(source / "wav" / Path(record["audio"]).name, dtype="float32")
+        back = load_audio(record["audio"])  # as the recogniser reads it: 16 kHz again
+        assert band_energy(back, 4200, 8000) / band_energy(original, 4200, 8000) < 0.01
+        assert band_energy(back, 300, 3500) / band_energy(original, 300, 3500) > 0.9
+    stamp = {p.name: p.stat().st_mtime_ns for p in (out / "wav").iterdir()}
+    assert narrowband.narrowband_copy(source / "test.jsonl", out) == 2  # files reused
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "wav").iterdir()} == stamp
 
 
 def test_augment_is_deterministic_and_never_clips():
