@@ -170,6 +170,8 @@ def _set_decoding(args: argparse.Namespace) -> int:
     from asr.text import Tokenizer
 
     output = args.output or args.model
+    if args.none and (args.copy_from or args.lexicon or args.lm):
+        raise SystemExit("asr set-decoding: --none stores no decoding; drop the others")
     if args.none:
         set_decoding(args.model, output, None)
         print(f"{output}: no stored decoding (greedy by default)")
@@ -382,16 +384,18 @@ def main(argv: list[str] | None = None) -> int:
         train_main(args_given)
         return 0
     if argv and argv[0] in OWN_PARSER_COMMANDS:
-        return OWN_PARSER_COMMANDS[argv[0]](list(argv[1:]))
-    args = build_parser().parse_args(argv)
+        command, run = argv[0], lambda: OWN_PARSER_COMMANDS[argv[0]](list(argv[1:]))
+    else:
+        args = build_parser().parse_args(argv)
+        command, run = args.command, lambda: args.func(args)
     from asr.manifest import ManifestError
     from asr.model_file import ModelFileError
 
     try:
-        return args.func(args)
+        return run()
     # A bad --model path, a missing list, a broken manifest line: the message says it all.
     except (ModelFileError, FileNotFoundError, ManifestError) as err:
-        print(f"asr {args.command}: error: {err}", file=sys.stderr)
+        print(f"asr {command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `asr transcribe dir | head`: the reader has all it wanted
         # Python would complain again while flushing stdout at exit; point it at nowhere.

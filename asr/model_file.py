@@ -21,7 +21,7 @@ from asr.text import Tokenizer
 FORMAT_VERSION = 1
 METADATA_KEY = "asr"
 BUNDLED_MODEL = Path(__file__).parent / "assets" / "commands.safetensors"
-BUNDLED = "bundled"  # stands for BUNDLED_MODEL wherever a model file is asked for
+BUNDLED = "bundled"  # stands for BUNDLED_MODEL in --model, --copy-from and init_from
 
 
 def model_path(path: str | Path | None) -> Path:

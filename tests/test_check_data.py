@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from asr.check_data import check_manifest, ctc_frames_needed, main
@@ -92,3 +93,8 @@ def test_cli_subcommand_exit_status(tiny_corpus):
     from asr.cli import main as cli_main
 
     assert cli_main(["check-data", str(tiny_corpus / "manifest.jsonl")]) == 0
+    # Options before the manifest and -h reach check-data's own parser through `asr`.
+    assert cli_main(["check-data", "--read-audio", str(tiny_corpus / "manifest.jsonl")]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["check-data", "-h"])
+    assert exit_info.value.code == 0

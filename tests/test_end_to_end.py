@@ -221,6 +221,8 @@ def test_set_decoding_copies_another_models_decoding(trained_model, tiny_corpus,
     both = asr_cli("set-decoding", str(copy), "--copy-from", str(source), "--lexicon",
                    str(words), check=False)  # fmt: skip
     assert both.returncode != 0 and "--copy-from brings its own" in both.stderr
+    none = asr_cli("set-decoding", str(copy), "--none", "--copy-from", str(source), check=False)
+    assert none.returncode != 0 and "--none stores no decoding" in none.stderr
 
 
 def test_set_decoding_refuses_a_broken_lm_and_leaves_the_file(trained_model, tiny_corpus, tmp_path):

@@ -44,7 +44,8 @@ def narrowband_copy(manifest: Path, out: Path) -> int:
         if not target.exists():
             audio = torch.from_numpy(load_audio(record["audio"]))
             partial = target.with_suffix(".part.wav")
-            narrow = resample(audio, SAMPLE_RATE, NARROWBAND_RATE).numpy()
+            # Resampling can overshoot full scale; 16-bit samples past it would wrap around.
+            narrow = resample(audio, SAMPLE_RATE, NARROWBAND_RATE).clamp(-1.0, 1.0).numpy()
             sf.write(partial, narrow, NARROWBAND_RATE, subtype="PCM_16")
             partial.replace(target)  # a killed run never leaves a half-written file behind
         copies.append({**record, "audio": str(target)})
