@@ -244,11 +244,11 @@ def test_set_decoding_refuses_a_broken_lm_and_leaves_the_file(trained_model, tin
 def test_a_closed_pipe_ends_the_command_quietly():
     """`asr transcribe dir | head`: the reader leaves early; no traceback, status 141."""
     code = (
-        "import sys, asr.cli as cli\n"
-        "def write_forever(args):\n"
+        "import sys, asr.cli as cli, asr.manifest\n"
+        "def write_forever(argv):\n"
         "    while True:\n"
         "        print('line ' * 1000, flush=True)\n"
-        "cli._manifest = write_forever\n"
+        "asr.manifest.main = write_forever\n"
         "sys.exit(cli.main(['manifest']))\n"
     )
     with subprocess.Popen(
