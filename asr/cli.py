@@ -176,14 +176,15 @@ def _set_decoding(args: argparse.Namespace) -> int:
         set_decoding(args.model, output, None)
         print(f"{output}: no stored decoding (greedy by default)")
         return 0
+    # Only the settings given: the rest are set_decoding's defaults or --copy-from's own.
+    changes = {
+        key: value
+        for key in ("beam_size", "lm_weight", "word_score")
+        if (value := getattr(args, key)) is not None
+    }
     if args.copy_from:
         if args.lexicon or args.lm:
             raise SystemExit("asr set-decoding: --copy-from brings its own word list and LM")
-        changes = {
-            key: value
-            for key in ("beam_size", "lm_weight", "word_score")
-            if (value := getattr(args, key)) is not None
-        }
         try:
             decoding = copy_decoding(model_path(args.copy_from), args.model, output, **changes)
         except (ValueError, FileNotFoundError) as err:
@@ -203,9 +204,7 @@ def _set_decoding(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as err:
         raise SystemExit(f"asr set-decoding: {args.lexicon}, {args.lm}: {err}") from None
     lm_arpa = Path(args.lm).read_text(encoding="utf-8") if args.lm else None
-    lm_weight = 0.5 if args.lm_weight is None else args.lm_weight
-    word_score = 0.0 if args.word_score is None else args.word_score
-    set_decoding(args.model, output, words, lm_arpa, args.beam_size, lm_weight, word_score)
+    set_decoding(args.model, output, words, lm_arpa, **changes)
     lm_note = f" and a {len(lm_arpa) // 1024} KiB LM" if lm_arpa else ""
     print(f"{output}: beam search over {len(words)} words{lm_note} by default")
     return 0

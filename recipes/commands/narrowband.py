@@ -17,10 +17,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
-import torch
 
-from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.audio import load_audio
 from asr.manifest import read_manifest, write_manifest
 
 NARROWBAND_RATE = 8_000  # Hz
@@ -42,10 +42,9 @@ def narrowband_copy(manifest: Path, out: Path) -> int:
     for record in records:
         target = out / "wav" / Path(record["audio"]).with_suffix(".wav").name
         if not target.exists():
-            audio = torch.from_numpy(load_audio(record["audio"]))
             partial = target.with_suffix(".part.wav")
             # Resampling can overshoot full scale; 16-bit samples past it would wrap around.
-            narrow = resample(audio, SAMPLE_RATE, NARROWBAND_RATE).clamp(-1.0, 1.0).numpy()
+            narrow = np.clip(load_audio(record["audio"], NARROWBAND_RATE), -1.0, 1.0)
             sf.write(partial, narrow, NARROWBAND_RATE, subtype="PCM_16")
             partial.replace(target)  # a killed run never leaves a half-written file behind
         copies.append({**record, "audio": str(target)})
