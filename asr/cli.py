@@ -166,14 +166,21 @@ def _build_lm(args: argparse.Namespace) -> int:
 
 def _set_decoding(args: argparse.Namespace) -> int:
     from asr.beam_search import BeamSearchDecoder, read_word_list
-    from asr.model_file import copy_decoding, model_path, read_header, set_decoding
+    from asr.model_file import BUNDLED, copy_decoding, model_path, read_header, set_decoding
     from asr.text import Tokenizer
 
-    output = args.output or args.model
+    if args.model == BUNDLED and not args.output:
+        # Changing the installed package's file in place would change every user's default.
+        raise SystemExit("asr set-decoding: the bundled model is not changed in place; give -o")
+    try:
+        model = model_path(args.model)
+    except FileNotFoundError as err:
+        raise SystemExit(f"asr set-decoding: {err}") from None
+    output = args.output or model
     if args.none and (args.copy_from or args.lexicon or args.lm):
         raise SystemExit("asr set-decoding: --none stores no decoding; drop the others")
     if args.none:
-        set_decoding(args.model, output, None)
+        set_decoding(model, output, None)
         print(f"{output}: no stored decoding (greedy by default)")
         return 0
     # Only the settings given: the rest are set_decoding's defaults or --copy-from's own.
@@ -182,29 +189,34 @@ def _set_decoding(args: argparse.Namespace) -> int:
         for key in ("beam_size", "lm_weight", "word_score")
         if (value := getattr(args, key)) is not None
     }
-    if args.copy_from:
+    # Settings alone keep the model's own word list and LM.
+    keep_own = changes and not (args.lexicon or args.lm)
+    copy_from = args.copy_from or (args.model if keep_own else None)
+    if copy_from:
         if args.lexicon or args.lm:
             raise SystemExit("asr set-decoding: --copy-from brings its own word list and LM")
         try:
-            decoding = copy_decoding(model_path(args.copy_from), args.model, output, **changes)
+            decoding = copy_decoding(model_path(copy_from), model, output, **changes)
         except (ValueError, FileNotFoundError) as err:
             raise SystemExit(f"asr set-decoding: {err}") from None
         print(
-            f"{output}: beam search over {len(decoding['lexicon'])} words by default, as "
-            f"{args.copy_from} (LM weight {decoding['lm_weight']}, word score "
+            f"{output}: beam search over {len(decoding['lexicon'])} words by default, "
+            f"{copy_from}'s word list and LM (LM weight {decoding['lm_weight']}, word score "
             f"{decoding['word_score']})"
         )
         return 0
     if not args.lexicon:
-        raise SystemExit("asr set-decoding: give --lexicon (or --copy-from, or --none)")
+        raise SystemExit(
+            "asr set-decoding: give --lexicon, --copy-from, --none, or settings to change"
+        )
     words = read_word_list(args.lexicon)
-    tokenizer = Tokenizer(read_header(args.model)["tokenizer"]["vocabulary"])
+    tokenizer = Tokenizer(read_header(model)["tokenizer"]["vocabulary"])
     try:  # the words and the LM must make a decoder before they go into the file
         BeamSearchDecoder(tokenizer, lexicon=words, lm_path=args.lm)
     except (ValueError, RuntimeError) as err:
         raise SystemExit(f"asr set-decoding: {args.lexicon}, {args.lm}: {err}") from None
     lm_arpa = Path(args.lm).read_text(encoding="utf-8") if args.lm else None
-    set_decoding(args.model, output, words, lm_arpa, **changes)
+    set_decoding(model, output, words, lm_arpa, **changes)
     lm_note = f" and a {len(lm_arpa) // 1024} KiB LM" if lm_arpa else ""
     print(f"{output}: beam search over {len(words)} words{lm_note} by default")
     return 0
@@ -329,13 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "set-decoding", help="store a default decoding (word list, LM) in a model file"
     )
-    p.add_argument("model", help="model file to change")
+    p.add_argument("model", help="model file to change ('bundled' with -o: a copy of it)")
     p.add_argument("-o", "--output", help="write here instead of changing the model file")
     p.add_argument("--lexicon", help="word list: beam search spells only these words")
     p.add_argument("--lm", help="ARPA word n-gram LM over those words (`asr build-lm`)")
-    p.add_argument("--beam-size", type=int, help="default: 32")
-    p.add_argument("--lm-weight", type=float, help="default: 0.5 (--copy-from: its own)")
-    p.add_argument("--word-score", type=float, help="default: 0 (--copy-from: its own)")
+    # Without --lexicon, the settings change a stored decoding (the model's own, or
+    # --copy-from's) and keep its word list and LM.
+    p.add_argument("--beam-size", type=int, help="default: 32, or the stored one")
+    p.add_argument("--lm-weight", type=float, help="default: 0.5, or the stored one")
+    p.add_argument("--word-score", type=float, help="default: 0, or the stored one")
     p.add_argument(
         "--copy-from",
         metavar="MODEL",

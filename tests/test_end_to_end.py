@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import asr
 from asr.audio import load_audio
+from asr.model_file import BUNDLED_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -223,6 +225,33 @@ def test_set_decoding_copies_another_models_decoding(trained_model, tiny_corpus,
     assert both.returncode != 0 and "--copy-from brings its own" in both.stderr
     none = asr_cli("set-decoding", str(copy), "--none", "--copy-from", str(source), check=False)
     assert none.returncode != 0 and "--none stores no decoding" in none.stderr
+
+
+@pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="no bundled model")
+def test_set_decoding_changes_settings_only_and_copies_the_bundled_model(trained_model, tmp_path):
+    """Settings alone keep the stored word list and LM; 'bundled' is copied, never changed."""
+    before = BUNDLED_MODEL.read_bytes()
+    in_place = asr_cli("set-decoding", "bundled", "--lm-weight", "1.5", check=False)
+    assert in_place.returncode != 0 and "give -o" in in_place.stderr
+    assert BUNDLED_MODEL.read_bytes() == before
+    copy = tmp_path / "bundled_lm1.5.safetensors"
+    asr_cli("set-decoding", "bundled", "-o", str(copy), "--lm-weight", "1.5")
+    # A recogniser's decoding files live as long as it does.
+    copied, bundled = asr.load_model(copy), asr.load_model()
+    ours, theirs = copied.default_options, bundled.default_options
+    assert ours.lm_weight == 1.5 != theirs.lm_weight
+    assert (ours.beam_size, ours.word_score) == (theirs.beam_size, theirs.word_score)
+    assert Path(ours.lexicon).read_text() == Path(theirs.lexicon).read_text()
+    assert Path(ours.lm).read_text() == Path(theirs.lm).read_text()
+    asr_cli("set-decoding", str(copy), "--word-score", "-2")  # in place: a file of one's own
+    recognizer = asr.load_model(copy)
+    changed = recognizer.default_options
+    assert (changed.lm_weight, changed.word_score) == (1.5, -2.0)
+    assert Path(changed.lm).read_text() == Path(theirs.lm).read_text()
+    greedy = asr_cli("set-decoding", str(trained_model), "--lm-weight", "1", check=False)
+    assert greedy.returncode != 0 and "stores no decoding" in greedy.stderr
+    nothing = asr_cli("set-decoding", str(copy), check=False)
+    assert nothing.returncode != 0 and "settings to change" in nothing.stderr
 
 
 def test_set_decoding_refuses_a_broken_lm_and_leaves_the_file(trained_model, tiny_corpus, tmp_path):
