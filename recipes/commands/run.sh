@@ -4,8 +4,9 @@
 #   bash recipes/commands/run.sh            # quick (about 4 min on 2 CPU cores): a fresh corpus of
 #                                           # 3,000 synthetic utterances, then the bundled model
 #                                           # fine-tuned on it for 2 epochs
-#   FULL=1 bash recipes/commands/run.sh     # the bundled model's recipe from scratch: 12,000
-#                                           # utterances, recipes/commands/config.yaml (~75 min)
+#   FULL=1 bash recipes/commands/run.sh     # a model from scratch: 12,000 utterances,
+#                                           # recipes/commands/config.yaml (~75 min); the
+#                                           # bundled model's stages are in README.md
 #
 # Both evaluate the model they train and the bundled model on the same test splits.
 # Idempotent: finished corpora are reused; a killed training resumes from its last.ckpt.
