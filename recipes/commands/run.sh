@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The commands recipe end to end: corpora, training, evaluation, transcription of examples.
 #
-#   bash recipes/commands/run.sh            # quick (about 4 min on 2 CPU cores): a fresh corpus of
+#   bash recipes/commands/run.sh            # quick (about 8 min on 2 CPU cores): a fresh corpus of
 #                                           # 3,000 synthetic utterances, then the bundled model
 #                                           # fine-tuned on it for 2 epochs
 #   FULL=1 bash recipes/commands/run.sh     # a model from scratch: 12,000 utterances,
-#                                           # recipes/commands/config.yaml (~75 min); the
+#                                           # recipes/commands/config.yaml (75-90 min); the
 #                                           # bundled model's stages are in README.md
 #
 # Both evaluate the model they train and the bundled model on the same test splits.
