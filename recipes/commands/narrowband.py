@@ -15,12 +15,14 @@ Usage::
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from asr.audio import load_audio
+from asr.files import write_atomically
 from asr.manifest import read_manifest, write_manifest
 
 NARROWBAND_RATE = 8_000  # Hz
@@ -37,16 +39,17 @@ def narrowband_copy(manifest: Path, out: Path) -> int:
     names = [Path(r["audio"]).stem for r in records]
     if len(set(names)) < len(names):
         raise ValueError(f"{manifest}: audio file names repeat; copies would collide")
-    (out / "wav").mkdir(parents=True, exist_ok=True)
     copies = []
     for record in records:
         target = out / "wav" / Path(record["audio"]).with_suffix(".wav").name
         if not target.exists():
-            partial = target.with_suffix(".part.wav")
             # Resampling can overshoot full scale; 16-bit samples past it would wrap around.
             narrow = np.clip(load_audio(record["audio"], NARROWBAND_RATE), -1.0, 1.0)
-            sf.write(partial, narrow, NARROWBAND_RATE, subtype="PCM_16")
-            partial.replace(target)  # a killed run never leaves a half-written file behind
+            # A killed run never leaves a half-written file behind.
+            write_wav = partial(
+                sf.write, data=narrow, samplerate=NARROWBAND_RATE, subtype="PCM_16", format="WAV"
+            )
+            write_atomically(target, write_wav)
         copies.append({**record, "audio": str(target)})
     write_manifest(out / manifest.name, copies)
     write_manifest(out / f"{manifest.stem}_source.jsonl", records)

@@ -32,6 +32,7 @@ import torchaudio.functional as AF
 from tqdm import tqdm
 
 from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.files import write_atomically
 from asr.manifest import Record
 
 VoicePool = Literal["train", "test"]
@@ -428,10 +429,10 @@ def synthesize(utterance: Utterance, out: Path) -> Record:
     path = wav_path(out, utterance)
     if not path.exists():
         audio = augment(speak(utterance), utterance)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        sf.write(temp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        os.replace(temp, path)  # a killed run never leaves a half-written wav behind
+        # A killed run never leaves a half-written wav behind for the next run to reuse.
+        write_atomically(
+            path, lambda tmp: sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        )
     frames = sf.info(str(path)).frames
     return {
         "audio": str(path.absolute()),
