@@ -36,6 +36,21 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def remove_leftovers(folder: str | Path) -> list[Path]:
+    """Delete the temp files that a killed `write_atomically` left in `folder`.
+
+    A process killed between creating its temp file and renaming it (SIGKILL, power loss)
+    cannot clean up. Call this only while nothing writes into `folder`.
+
+    Returns:
+        The files removed.
+    """
+    leftovers = sorted(Path(folder).glob(".*.tmp"))  # the names write_atomically gives
+    for tmp in leftovers:
+        tmp.unlink(missing_ok=True)  # another DDP rank may have removed it first
+    return leftovers
+
+
 def _umask() -> int:
     mask = os.umask(0)  # the only way to read it is to set it
     os.umask(mask)

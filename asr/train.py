@@ -14,6 +14,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from asr.checkpointing import AtomicCheckpointIO, resume_checkpoint
 from asr.datamodule import SpeechDataModule
+from asr.files import remove_leftovers
 from asr.lightning_module import CTCModule
 from asr.model_file import load_weights_only_checkpoint
 
@@ -38,7 +39,8 @@ class TrainCLI(LightningCLI):
           `<checkpoint dir>/last.ckpt` when it exists, so re-running a killed command goes
           on where it stopped. Start afresh with another `trainer.default_root_dir`.
         - Checkpoints are written atomically and loaded with `weights_only=True`
-          (`asr.checkpointing.AtomicCheckpointIO`).
+          (`asr.checkpointing.AtomicCheckpointIO`); the temp file of a save that was
+          killed mid-way is removed when the next run starts.
         - `trainer.strategy: ddp` gets a collective timeout of DDP_TIMEOUT_S (env
           ASR_DDP_TIMEOUT_S) instead of PyTorch's 30 min, so ranks waiting on a dead peer fail
           with a timeout error; Lightning's launcher also kills the other ranks when one exits
@@ -82,9 +84,12 @@ class TrainCLI(LightningCLI):
         return trainer
 
     def before_fit(self) -> None:
+        checkpoint_dir = self.config["fit"].checkpoint.dirpath
+        if Path(checkpoint_dir).is_dir():  # no checkpoint is being written yet
+            remove_leftovers(checkpoint_dir)  # of a run killed while saving
         if self.config_init["fit"].get("ckpt_path") is not None:
             return
-        last = resume_checkpoint(self.config["fit"].checkpoint.dirpath)
+        last = resume_checkpoint(checkpoint_dir)
         if last is not None:
             print(f"resuming from {last}")
             self.config_init["fit"]["ckpt_path"] = str(last)

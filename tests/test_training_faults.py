@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from asr.checkpointing import AtomicCheckpointIO
+from asr.files import remove_leftovers
 from asr.model_file import load_weights_only_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,6 +127,25 @@ def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
         io.save_checkpoint({"global_step": 2, "bad": Unpicklable()}, path)
     assert io.load_checkpoint(path)["global_step"] == 1  # the good file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temp file left
+
+
+def test_leftovers_of_a_write_killed_mid_way_are_removed(tmp_path):
+    """SIGKILL inside write_atomically leaves its temp file; remove_leftovers takes it away."""
+    AtomicCheckpointIO().save_checkpoint({"global_step": 1}, tmp_path / "last.ckpt")
+    code = (
+        "import os, signal, sys\n"
+        "from asr.files import write_atomically\n"
+        "def die(tmp):\n"
+        "    tmp.write_bytes(b'half a checkpoint')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "write_atomically(sys.argv[1], die)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code, str(tmp_path / "last.ckpt")], cwd=REPO)
+    assert killed.returncode == -signal.SIGKILL
+    (leftover,) = [p for p in tmp_path.iterdir() if p.name != "last.ckpt"]
+    assert remove_leftovers(tmp_path) == [leftover]
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert AtomicCheckpointIO().load_checkpoint(tmp_path / "last.ckpt")["global_step"] == 1
 
 
 def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
