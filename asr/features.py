@@ -42,13 +42,20 @@ class LogMel(nn.Module):
             length leaves the speech frames' values unchanged) or "none".
         dynamic_range_db: floor each utterance's mel powers this many dB below its loudest
             (None: only the absolute LOG_FLOOR, as models trained before this option).
+        std_floor: smallest standard deviation (natural-log units; 1.0 is 4.3 dB) the
+            normalisation divides by (None: no floor, as models trained before this option;
+            see `normalize_utterances`).
     """
 
     def __init__(
-        self, normalization: str = "utterance", dynamic_range_db: float | None = None
+        self,
+        normalization: str = "utterance",
+        dynamic_range_db: float | None = None,
+        std_floor: float | None = None,
     ) -> None:
         super().__init__()
         self.dynamic_range_db = dynamic_range_db
+        self.std_floor = std_floor
         if normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
@@ -110,9 +117,9 @@ class LogMel(nn.Module):
         frame_lengths = num_frames(lengths)
         mask = make_pad_mask(frame_lengths, feats.shape[1]).unsqueeze(-1)  # (B, T, 1)
         if self.normalization == "utterance":
-            feats = normalize_utterances(feats, ~mask)
+            feats = normalize_utterances(feats, ~mask, self.std_floor)
         elif self.normalization == "speech":
-            feats = normalize_utterances(feats, ~mask & speech_frames(mel, mask))
+            feats = normalize_utterances(feats, ~mask & speech_frames(mel, mask), self.std_floor)
         return feats.masked_fill(mask, 0.0), frame_lengths
 
 
@@ -168,14 +175,28 @@ def speech_frames(mel: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
     return energy >= loudest * 10 ** (-SPEECH_RANGE_DB / 10)
 
 
-def normalize_utterances(feats: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+def normalize_utterances(
+    feats: torch.Tensor, used: torch.Tensor, std_floor: float | None = None
+) -> torch.Tensor:
     """Zero mean, unit variance per utterance and mel bin, with statistics from `used` frames.
+
+    A bin that barely varies over the `used` frames (one sitting at the dynamic-range floor
+    in every speech frame, as the bins above 4 kHz of 8 kHz audio do) would have the other
+    frames' values in it divided by a standard deviation near 0 and come out in the
+    hundreds; `std_floor` bounds that.
 
     Args:
         feats: (B, T, F); used: (B, T, 1) True at the frames the statistics come from.
+        std_floor: divide by at least this (None: by sqrt(variance + 1e-5) only).
+
+    Returns:
+        (B, T, F) normalised features.
     """
     valid = used.to(feats.dtype)
     count = valid.sum(1, keepdim=True).clamp_min(1)  # (B, 1, 1)
     mean = (feats * valid).sum(1, keepdim=True) / count
     var = (((feats - mean) * valid) ** 2).sum(1, keepdim=True) / count
-    return (feats - mean) / torch.sqrt(var + 1e-5)
+    std = torch.sqrt(var + 1e-5)
+    if std_floor is not None:
+        std = std.clamp_min(std_floor)
+    return (feats - mean) / std

@@ -37,7 +37,8 @@ class CTCModule(L.LightningModule):
     Args:
         subsampling, conv_channels, hidden_size, num_layers, dropout, bidirectional:
             see `asr.model.ModelConfig`.
-        normalization, dynamic_range_db: feature settings, see `asr.features.LogMel`.
+        normalization, dynamic_range_db, std_floor: feature settings, see
+            `asr.features.LogMel`.
         lr: peak AdamW learning rate, reached after `warmup_steps`, then cosine decay to
             `final_lr_ratio * lr` at the last step.
         weight_decay: AdamW weight decay.
@@ -71,6 +72,7 @@ class CTCModule(L.LightningModule):
         bidirectional: bool = True,
         normalization: str = "utterance",
         dynamic_range_db: float | None = DEFAULT_DYNAMIC_RANGE_DB,
+        std_floor: float | None = None,
         lr: float = 2e-3,
         weight_decay: float = 1e-2,
         warmup_steps: int = 200,
@@ -89,7 +91,7 @@ class CTCModule(L.LightningModule):
             raise ValueError(f"pad_probability must be in [0, 1], got {pad_probability}")
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
-        self.features = LogMel(normalization, dynamic_range_db)
+        self.features = LogMel(normalization, dynamic_range_db, std_floor)
         self.model = AcousticModel(
             ModelConfig(
                 n_mels=N_MELS,
@@ -120,6 +122,7 @@ class CTCModule(L.LightningModule):
         ours_features = {
             "normalization": self.hparams.normalization,
             "dynamic_range_db": self.hparams.dynamic_range_db,
+            "std_floor": self.hparams.std_floor,
         }
         theirs_features = feature_settings(header)
         if theirs_features != ours_features:
@@ -334,6 +337,7 @@ class CTCModule(L.LightningModule):
             info,
             half,
             self.hparams.dynamic_range_db,
+            self.hparams.std_floor,
         )
 
 

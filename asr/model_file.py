@@ -49,6 +49,7 @@ def save_model_file(
     info: dict[str, Any] | None = None,
     half: bool = False,
     dynamic_range_db: float | None = None,
+    std_floor: float | None = None,
 ) -> None:
     """Write the model atomically: a crash mid-write never leaves a truncated file behind.
 
@@ -56,12 +57,17 @@ def save_model_file(
         info: free-form provenance (data, epochs, scores) stored alongside the settings.
         half: store floating-point weights as float16 (half the size; loading casts back
             to float32).
-        dynamic_range_db: the features' dynamic range (see `asr.features.LogMel`).
+        dynamic_range_db, std_floor: the features' dynamic range and normalisation floor
+            (see `asr.features.LogMel`).
     """
     header = {
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
-        "features": {"normalization": normalization, "dynamic_range_db": dynamic_range_db},
+        "features": {
+            "normalization": normalization,
+            "dynamic_range_db": dynamic_range_db,
+            "std_floor": std_floor,
+        },
         "tokenizer": {"vocabulary": list(tokenizer.vocabulary)},
         "info": info or {},
     }
@@ -152,8 +158,8 @@ def copy_decoding(
 
 def feature_settings(header: dict[str, Any]) -> dict[str, Any]:
     """A header's `asr.features.LogMel` arguments. Files written before the dynamic range
-    option have no entry for it: none was applied."""
-    return {"dynamic_range_db": None, **header["features"]}
+    or the std floor option have no entry for it: none was applied."""
+    return {"dynamic_range_db": None, "std_floor": None, **header["features"]}
 
 
 def read_header(path: str | Path) -> dict[str, Any]:

@@ -115,6 +115,38 @@ def test_speech_normalisation_ignores_silence_around_the_speech(rng):
         assert torch.allclose(inner, alone[0], atol=1e-4) != changed, normalization
 
 
+def test_std_floor_bounds_bins_that_barely_vary_in_the_speech(rng):
+    """Speech with nothing above 4 kHz (8 kHz audio resampled) leaves the top mel bins at the
+    dynamic-range floor in every speech frame; a quiet click outside the speech then comes
+    out in the thousands without the floor and within the log-range over the floor (80 dB
+    is 18.4 in natural-log units) with it."""
+    t = np.arange(8_000) / 16_000
+    voiced = sum(np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6)) for f0 in range(200, 3001, 200))
+    speech = torch.from_numpy((0.02 * voiced * np.hanning(8_000)).astype(np.float32))
+    click = torch.zeros(4_000)
+    click[2_000] = 0.02  # about 43 dB below the speech: not a speech frame
+    audio = torch.cat([speech, click])
+    lengths = torch.tensor([len(audio)])
+    unbounded, _ = LogMel("speech", dynamic_range_db=80.0)(audio[None], lengths)
+    bounded, _ = LogMel("speech", dynamic_range_db=80.0, std_floor=1.0)(audio[None], lengths)
+    assert unbounded.abs().max() > 100
+    assert bounded.abs().max() < 80 / (10 * np.log10(np.e))
+
+
+def test_std_floor_leaves_bins_that_vary_more_alone():
+    from asr.features import normalize_utterances
+
+    feats = torch.zeros(1, 5, 2)
+    feats[0, :, 0] = torch.tensor([1.0, 3.0, 1.0, 3.0, -20.0])  # std 1 over frames 0-3
+    feats[0, :, 1] = torch.tensor([0.0, 0.01, 0.0, 0.01, -20.0])  # std 0.005
+    used = torch.tensor([True, True, True, True, False])[None, :, None]
+    plain = normalize_utterances(feats, used)
+    floored = normalize_utterances(feats, used, std_floor=0.5)
+    torch.testing.assert_close(floored[..., 0], plain[..., 0])
+    assert plain[0, 4, 1] < -3000  # -20 over a std of 0.005
+    torch.testing.assert_close(floored[0, :, 1], (feats[0, :, 1] - 0.005) / 0.5)
+
+
 def test_speech_frames_are_within_the_range_of_the_loudest():
     from asr.features import SPEECH_RANGE_DB, speech_frames
 

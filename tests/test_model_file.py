@@ -28,7 +28,11 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     save_model_file(path, model, Tokenizer(), "utterance", {"epochs": 3})
     loaded, tokenizer, header = load_model_file(path)
     assert header["model"] == model.config.to_dict() and header["info"] == {"epochs": 3}
-    assert header["features"] == {"normalization": "utterance", "dynamic_range_db": None}
+    assert header["features"] == {
+        "normalization": "utterance",
+        "dynamic_range_db": None,
+        "std_floor": None,
+    }
     assert tokenizer.vocabulary == Tokenizer().vocabulary
     x, n = torch.randn(1, 40, 80), torch.tensor([40])
     torch.testing.assert_close(loaded(x, n)[0], model(x, n)[0])
@@ -86,17 +90,24 @@ def test_model_file_gets_the_usual_permissions_not_mkstemps_0600(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
 
 
-def test_features_follow_the_file_old_files_without_a_dynamic_range_included(tmp_path):
+def test_features_follow_the_file_old_files_without_newer_options_included(tmp_path):
     import asr
 
     new, old = tmp_path / "new.safetensors", tmp_path / "old.safetensors"
-    save_model_file(new, small_model(), Tokenizer(), "utterance", dynamic_range_db=80.0)
+    save_model_file(new, small_model(), Tokenizer(), "speech", None, False, 80.0, 1.0)
     save_model_file(old, small_model(), Tokenizer(), "utterance")
-    assert asr.load_model(new).features.dynamic_range_db == 80.0
+    features = asr.load_model(new).features
+    assert (features.normalization, features.dynamic_range_db, features.std_floor) == (
+        "speech",
+        80.0,
+        1.0,
+    )
     header = read_header(old)
-    del header["features"]["dynamic_range_db"]  # as written before the option existed
+    del header["features"]["dynamic_range_db"]  # as written before the options existed
+    del header["features"]["std_floor"]
     model, tokenizer, _ = load_model_file(old)
-    assert asr.transcribe.Recognizer(model, tokenizer, header).features.dynamic_range_db is None
+    features = asr.transcribe.Recognizer(model, tokenizer, header).features
+    assert features.dynamic_range_db is None and features.std_floor is None
 
 
 def test_bundled_names_the_packaged_model(tmp_path, monkeypatch):
