@@ -61,6 +61,8 @@ class LogMel(nn.Module):
                 f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
             )
         self.normalization = normalization
+        if std_floor is not None and std_floor <= 0:
+            raise ValueError(f"std_floor must be positive or None, got {std_floor}")
         # Only its window and mel filterbank are used (see `forward`); kept as the module so
         # checkpoints keep their layout.
         self.mel = torchaudio.transforms.MelSpectrogram(
@@ -183,7 +185,7 @@ def normalize_utterances(
     A bin that barely varies over the `used` frames (one sitting at the dynamic-range floor
     in every speech frame, as the bins above 4 kHz of 8 kHz audio do) would have the other
     frames' values in it divided by a standard deviation near 0 and come out in the
-    hundreds; `std_floor` bounds that.
+    hundreds or thousands; `std_floor` bounds that.
 
     Args:
         feats: (B, T, F); used: (B, T, 1) True at the frames the statistics come from.

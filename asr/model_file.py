@@ -63,14 +63,12 @@ def save_model_file(
     header = {
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
-        "features": {
-            "normalization": normalization,
-            "dynamic_range_db": dynamic_range_db,
-            "std_floor": std_floor,
-        },
+        "features": {"normalization": normalization, "dynamic_range_db": dynamic_range_db},
         "tokenizer": {"vocabulary": list(tokenizer.vocabulary)},
         "info": info or {},
     }
+    if std_floor is not None:  # absent when off, so asr versions before the option read the file
+        header["features"]["std_floor"] = std_floor
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}

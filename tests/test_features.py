@@ -131,6 +131,8 @@ def test_std_floor_bounds_bins_that_barely_vary_in_the_speech(rng):
     bounded, _ = LogMel("speech", dynamic_range_db=80.0, std_floor=1.0)(audio[None], lengths)
     assert unbounded.abs().max() > 100
     assert bounded.abs().max() < 80 / (10 * np.log10(np.e))
+    with pytest.raises(ValueError, match="std_floor"):
+        LogMel("speech", std_floor=0.0)
 
 
 def test_std_floor_leaves_bins_that_vary_more_alone():

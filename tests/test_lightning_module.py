@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asr.lightning_module import CTCModule
-from asr.model_file import load_model_file
+from asr.model_file import load_model_file, read_header
 
 
 def batch(seed: int = 0) -> dict:
@@ -232,6 +232,20 @@ def test_init_from_other_features_warns_and_loads(tmp_path):
     assert tuned.features.normalization == "speech"
     source, _, _ = load_model_file(path)
     assert torch.equal(tuned.model.output.weight, source.output.weight)
+
+
+def test_std_floor_is_exported_and_a_file_without_it_fine_tunes_without_warning(tmp_path):
+    floored, plain = tmp_path / "floored.safetensors", tmp_path / "plain.safetensors"
+    small_module(std_floor=1.0).export(floored)
+    small_module().export(plain)
+    assert read_header(floored)["features"]["std_floor"] == 1.0
+    assert "std_floor" not in read_header(plain)["features"]  # older asr versions read it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small_module(init_from=str(plain))
+        assert small_module(std_floor=1.0, init_from=str(floored)).features.std_floor == 1.0
+    with pytest.warns(UserWarning, match="trained on features"):
+        small_module(init_from=str(floored))
 
 
 @pytest.mark.parametrize(("probability", "low", "high"), [(1.0, 15, 16), (0.0, 0, 0)])

@@ -28,11 +28,7 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     save_model_file(path, model, Tokenizer(), "utterance", {"epochs": 3})
     loaded, tokenizer, header = load_model_file(path)
     assert header["model"] == model.config.to_dict() and header["info"] == {"epochs": 3}
-    assert header["features"] == {
-        "normalization": "utterance",
-        "dynamic_range_db": None,
-        "std_floor": None,
-    }
+    assert header["features"] == {"normalization": "utterance", "dynamic_range_db": None}
     assert tokenizer.vocabulary == Tokenizer().vocabulary
     x, n = torch.randn(1, 40, 80), torch.tensor([40])
     torch.testing.assert_close(loaded(x, n)[0], model(x, n)[0])
@@ -94,7 +90,7 @@ def test_features_follow_the_file_old_files_without_newer_options_included(tmp_p
     import asr
 
     new, old = tmp_path / "new.safetensors", tmp_path / "old.safetensors"
-    save_model_file(new, small_model(), Tokenizer(), "speech", None, False, 80.0, 1.0)
+    save_model_file(new, small_model(), Tokenizer(), "speech", dynamic_range_db=80.0, std_floor=1.0)
     save_model_file(old, small_model(), Tokenizer(), "utterance")
     features = asr.load_model(new).features
     assert (features.normalization, features.dynamic_range_db, features.std_floor) == (
@@ -104,7 +100,6 @@ def test_features_follow_the_file_old_files_without_newer_options_included(tmp_p
     )
     header = read_header(old)
     del header["features"]["dynamic_range_db"]  # as written before the options existed
-    del header["features"]["std_floor"]
     model, tokenizer, _ = load_model_file(old)
     features = asr.transcribe.Recognizer(model, tokenizer, header).features
     assert features.dynamic_range_db is None and features.std_floor is None
