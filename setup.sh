@@ -5,10 +5,12 @@ cd "$(dirname "$0")"
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if ! command -v espeak-ng >/dev/null || ! command -v flite >/dev/null; then
-  # Text-to-speech voices for the synthetic command corpus and the tests.
+# Text-to-speech voices for the synthetic command corpus and the tests (festival's two
+# diphone voices are optional: prepare.py --festival-probability).
+TTS_PACKAGES="espeak-ng flite festival festvox-kdlpc16k festvox-kallpc16k"
+if ! dpkg -s $TTS_PACKAGES >/dev/null 2>&1; then
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng flite >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $TTS_PACKAGES >/dev/null
 fi
 
 PYTHON=$(command -v python3.11 || command -v python3)

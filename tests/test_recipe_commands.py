@@ -21,6 +21,9 @@ from asr.text import normalize_text
 COMMANDS_DIR = Path(__file__).resolve().parents[1] / "recipes" / "commands"
 HAVE_TTS = bool(shutil.which("espeak-ng") and shutil.which("flite"))
 needs_tts = pytest.mark.skipif(not HAVE_TTS, reason="espeak-ng and flite are not installed")
+needs_festival = pytest.mark.skipif(
+    not shutil.which("text2wave"), reason="festival is not installed (setup.sh installs it)"
+)
 
 
 def load(name: str):
@@ -76,9 +79,11 @@ def test_train_and_test_voice_pools_are_disjoint():
     train = {v.identity for group in synthesize.voices("train") for v in group}
     test = {v.identity for group in synthesize.voices("test") for v in group}
     assert not train & test
-    assert "flite:rms" in test and "flite:kal" in train
+    assert "speaker:rms" in test and "speaker:kal" in train and "speaker:ked" in train
     assert any(i.startswith("espeak:") for i in test)
-    assert synthesize.Voice("flite", "kal16").identity == synthesize.Voice("flite", "kal").identity
+    kal = synthesize.Voice("flite", "kal").identity
+    assert synthesize.Voice("flite", "kal16").identity == kal
+    assert synthesize.Voice("festival", "kal_diphone").identity == kal  # one speaker, 2 engines
     assert synthesize.Voice("espeak", "en-us+m3").identity == "espeak:m3"
 
 
@@ -92,6 +97,25 @@ def test_plans_use_only_their_pool_and_are_deterministic():
     assert synthesize.plan("train", 20, seed=0, pool="train") == train_plan[:20]  # prefix
     assert synthesize.plan("train", 20, seed=1, pool="train") != train_plan[:20]
     commands.check_disjoint(train_plan + test_plan)
+
+
+def test_festival_speaks_a_share_of_train_and_dev_only():
+    plain = synthesize.plan("train", 400, seed=0, pool="train")
+    mixed = synthesize.plan("train", 400, seed=0, pool="train", festival_probability=0.5)
+    share = sum(u.voice.engine == "festival" for u in mixed) / len(mixed)
+    assert 0.4 < share < 0.6
+    # Its own random stream: texts, augmentation and noise seeds are those of the plain plan.
+    for a, b in zip(plain, mixed, strict=True):
+        assert (a.text, a.augment, a.seed) == (b.text, b.augment, b.seed)
+        if b.voice.engine != "festival":
+            assert a == b
+        else:
+            assert synthesize.FESTIVAL_STRETCH[0] <= b.rate <= synthesize.FESTIVAL_STRETCH[1]
+            assert not b.phonemes  # festival is never given espeak's accented phonemes
+    test_plan = synthesize.plan("test", 50, seed=0, pool="test")
+    assert synthesize.plan("test", 50, seed=0, pool="test", festival_probability=1.0) == test_plan
+    with pytest.raises(ValueError, match="festival_probability"):
+        synthesize.plan("train", 1, seed=0, pool="train", festival_probability=1.5)
 
 
 def test_check_disjoint_catches_a_leak():
@@ -233,6 +257,37 @@ def test_speak_produces_16khz_speech(voice):
     assert audio.dtype == np.float32
     assert 0.8 * SAMPLE_RATE < audio.size < 4 * SAMPLE_RATE
     assert np.abs(audio).max() > 0.05
+
+
+def median_f0(audio: np.ndarray) -> float:
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(audio, fmin=50, fmax=400, sr=SAMPLE_RATE, frame_length=1024)
+    return float(np.median(f0[voiced]))
+
+
+@needs_festival
+def test_festival_voice_follows_the_requested_pitch_and_rate():
+    synthesize.check_tools(festival=True)
+    base = dataclasses.replace(
+        synthesize.plan("train", 1, seed=0, pool="train")[0],
+        text="six four three",
+        voice=synthesize.Voice("festival", "ked_diphone"),
+    )
+    low = synthesize.speak(dataclasses.replace(base, pitch=80.0, rate=1.0))
+    high = synthesize.speak(dataclasses.replace(base, pitch=150.0, rate=1.0))
+    slow = synthesize.speak(dataclasses.replace(base, pitch=80.0, rate=1.25))
+    assert 70 < median_f0(low) < 95 and 135 < median_f0(high) < 170
+    assert slow.size > 1.15 * low.size
+
+
+@needs_festival
+def test_prepare_with_festival(tmp_path):
+    counts = {"train": 3, "dev": 0, "test": 2}
+    by_split = commands.prepare(tmp_path, counts, seed=7, jobs=1, festival_probability=1.0)
+    assert all(r["speaker"].startswith("festival:") for r in by_split["train"])
+    assert not any(r["speaker"].startswith("festival:") for r in by_split["test"])
+    assert commands.main(["--num-train", "1", "--festival-probability", "2", "--out", "x"]) == 1
 
 
 @needs_tts

@@ -47,6 +47,7 @@ def prepare(
     augment: bool = True,
     domain_weights: dict[str, float] | None = None,
     accent_probability: float = 0.0,
+    festival_probability: float = 0.0,
 ) -> dict[str, list[Record]]:
     """Synthesise the corpus and write its manifests, word list and voice pools.
 
@@ -60,6 +61,8 @@ def prepare(
             `grammar.DOMAIN_WEIGHTS`); domains left out are not generated.
         accent_probability: share of espeak utterances spoken with a foreign accent
             (accent.py), in every split.
+        festival_probability: share of train and dev utterances spoken by festival's
+            voices instead (the test pool has none).
 
     Returns:
         The records written, per split.
@@ -69,14 +72,21 @@ def prepare(
         raise RuntimeError(
             f"unknown domains {sorted(unknown)}; known: {sorted(grammar.DOMAIN_WEIGHTS)}"
         )
-    synthesize.check_tools()
+    synthesize.check_tools(festival=festival_probability > 0)
     synthesize.check_voice_pools()
     grammar.check_grammar()
     plans = [
         u
         for split, count in counts.items()
         for u in synthesize.plan(
-            split, count, seed, SPLIT_POOLS[split], augment, domain_weights, accent_probability
+            split,
+            count,
+            seed,
+            SPLIT_POOLS[split],
+            augment,
+            domain_weights,
+            accent_probability,
+            festival_probability,
         )
     ]
     check_disjoint(plans)
@@ -134,6 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="P",
         help="share of espeak utterances spoken with a foreign accent (default: 0)",
     )
+    parser.add_argument(
+        "--festival-probability",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of train/dev utterances spoken by festival's voices (default: 0)",
+    )
     args = parser.parse_args(argv)
     counts = {split: getattr(args, f"num_{split}") for split in DEFAULT_COUNTS}
     start = time.perf_counter()
@@ -146,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             not args.no_augment,
             args.domain_weights,
             args.accent_probability,
+            args.festival_probability,
         )
     except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Speak command texts with espeak-ng and flite, augment them, write 16 kHz wav files.
+"""Speak command texts with espeak-ng, flite and festival, augment them, write 16 kHz wavs.
 
 Every utterance is fully described by an `Utterance` (text, voice, prosody, augmentation),
 drawn from a `random.Random` seeded with (seed, split, index). The same seed therefore gives
@@ -72,12 +72,23 @@ FLITE_TEST_VOICES = ("rms",)
 FLITE_SPEAKER = {"kal16": "kal"}  # voice -> speaker identity when they differ
 FLITE_F0_HZ = {"kal": 90, "kal16": 90, "awb": 130, "slt": 175, "rms": 100}  # natural mean f0
 FLITE_PROBABILITY = 0.2  # share of utterances spoken by flite (it has few voices)
+# festival's diphone voices (Debian: festvox-kdlpc16k, festvox-kallpc16k), used only when
+# asked for (`festival_probability`): ked is a speaker no other engine has, and one the
+# stage-15 model found hard (21 % WER on digits, against 2 % for festival's kal).
+FESTIVAL_TRAIN_VOICES = ("ked_diphone", "kal_diphone")
+FESTIVAL_TEST_VOICES: tuple[str, ...] = ()
+FESTIVAL_F0_HZ = {"ked_diphone": 105, "kal_diphone": 105}  # the voices' own target mean f0
+# voice -> the human speaker it was recorded from, where two voices share one
+SPEAKERS = {"kal16": "kal", "kal_diphone": "kal", "ked_diphone": "ked"}
 
 # --- prosody --------------------------------------------------------------------------------
 ESPEAK_RATE_WPM = (120, 210)  # espeak-ng -s, words per minute (default 175)
 ESPEAK_PITCH = (20, 80)  # espeak-ng -p, 0-99 (default 50)
 FLITE_STRETCH = (0.8, 1.25)  # flite duration_stretch (>1 is slower)
 FLITE_F0_FACTOR = (0.85, 1.2)  # flite mean f0 relative to the voice's natural f0
+FESTIVAL_STRETCH = (0.8, 1.25)  # festival Duration_Stretch (>1 is slower)
+# Wider than flite's: from festival's two voices, many pitches (ked at 80-140 Hz).
+FESTIVAL_F0_FACTOR = (0.75, 1.35)
 
 # --- augmentation ---------------------------------------------------------------------------
 PAD_S = (0.05, 0.4)  # silence added before and after the speech, seconds
@@ -97,9 +108,10 @@ MAX_PEAK = 0.99  # the output is scaled down if it would clip
 
 @dataclass(frozen=True)
 class Voice:
-    """A synthesiser voice: engine plus name (espeak: ``accent+variant``, flite: voice)."""
+    """A synthesiser voice: engine plus name (espeak: ``accent+variant``; flite, festival:
+    the voice's name)."""
 
-    engine: Literal["espeak", "flite"]
+    engine: Literal["espeak", "flite", "festival"]
     name: str
 
     @property
@@ -111,19 +123,26 @@ class Voice:
     def identity(self) -> str:
         """The speaker identity that must not cross the train/test boundary.
 
-        For espeak it is the variant (the timbre), whatever the accent; for flite the speaker.
+        For espeak it is the variant (the timbre), whatever the accent; for flite and
+        festival the human speaker the voice was recorded from, whatever the engine (flite's
+        kal and festival's kal_diphone are one speaker).
         """
         if self.engine == "espeak":
             return "espeak:" + (self.name.partition("+")[2] or "default")
-        return "flite:" + FLITE_SPEAKER.get(self.name, self.name)
+        return "speaker:" + SPEAKERS.get(self.name, self.name)
 
 
-def voices(pool: VoicePool) -> tuple[list[Voice], list[Voice]]:
-    """(espeak voices, flite voices) of a pool; every accent is combined with every variant."""
+def voices(pool: VoicePool) -> tuple[list[Voice], list[Voice], list[Voice]]:
+    """(espeak, flite, festival voices) of a pool; each espeak accent with each variant."""
     variants = ESPEAK_TRAIN_VARIANTS if pool == "train" else ESPEAK_TEST_VARIANTS
     flite = FLITE_TRAIN_VOICES if pool == "train" else FLITE_TEST_VOICES
+    festival = FESTIVAL_TRAIN_VOICES if pool == "train" else FESTIVAL_TEST_VOICES
     espeak = [Voice("espeak", f"{a}+{v}" if v else a) for a in ESPEAK_ACCENTS for v in variants]
-    return espeak, [Voice("flite", name) for name in flite]
+    return (
+        espeak,
+        [Voice("flite", name) for name in flite],
+        [Voice("festival", name) for name in festival],
+    )
 
 
 def check_voice_pools() -> None:
@@ -147,8 +166,9 @@ def available_espeak_variants() -> set[str]:
     return names
 
 
-def check_tools() -> None:
-    """Raise RuntimeError when espeak-ng or flite is missing or lacks a configured voice."""
+def check_tools(festival: bool = False) -> None:
+    """Raise RuntimeError when espeak-ng or flite (and festival, if asked) is missing or
+    lacks a configured voice."""
     for tool in ("espeak-ng", "flite"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not found; install it (Debian: apt-get install {tool})")
@@ -160,6 +180,23 @@ def check_tools() -> None:
     missing = set(FLITE_TRAIN_VOICES + FLITE_TEST_VOICES) - set(listing)
     if missing:
         raise RuntimeError(f"flite lacks the voices {sorted(missing)}")
+    if festival:
+        _check_festival()
+
+
+def _check_festival() -> None:
+    if shutil.which("text2wave") is None:
+        raise RuntimeError("festival not found; install it (Debian: apt-get install festival)")
+    wanted = FESTIVAL_TRAIN_VOICES + FESTIVAL_TEST_VOICES
+    listing = subprocess.run(  # prints e.g. "(ked_diphone kal_diphone)"
+        ["festival", "--batch", "(print (voice.list))"], capture_output=True, text=True
+    ).stdout
+    missing = sorted(set(wanted) - set(listing.strip().strip("()").split()))
+    if missing:
+        raise RuntimeError(
+            f"festival lacks the voices {missing} "
+            "(Debian: apt-get install festvox-kdlpc16k festvox-kallpc16k)"
+        )
 
 
 # --- utterance plans ------------------------------------------------------------------------
@@ -172,8 +209,8 @@ class Utterance:
     text: str
     domain: str
     voice: Voice
-    rate: float  # espeak: words per minute; flite: duration stretch
-    pitch: float  # espeak: -p value; flite: mean f0 in Hz
+    rate: float  # espeak: words per minute; flite, festival: duration stretch
+    pitch: float  # espeak: -p value; flite, festival: mean f0 in Hz
     seed: int  # seeds the noise and the impulse response
     augment: dict[str, Any] = field(default_factory=dict)
     # Foreign accent (espeak only): first language, strength, and the phoneme input spoken
@@ -230,6 +267,7 @@ def plan(
     augment: bool = True,
     domain_weights: dict[str, float] | None = None,
     accent_probability: float = 0.0,
+    festival_probability: float = 0.0,
 ) -> list[Utterance]:
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
@@ -240,14 +278,17 @@ def plan(
     skews the mix of command domains, e.g. towards the isolated words a model gets wrong most.
     `accent_probability` is the share of espeak utterances spoken with a foreign accent
     (accent.py); the accent draws use their own random stream, so the texts, voices and
-    augmentation are those of the same seed without accents.
+    augmentation are those of the same seed without accents. `festival_probability` is the
+    share of utterances spoken by festival instead (pools without festival voices: none),
+    also drawn from a stream of its own.
 
     Raises:
-        ValueError: `accent_probability` is not in [0, 1].
+        ValueError: `accent_probability` or `festival_probability` is not in [0, 1].
     """
-    if not 0 <= accent_probability <= 1:
-        raise ValueError(f"accent_probability must be in [0, 1], got {accent_probability}")
-    espeak, flite = voices(pool)
+    for name, p in (("accent", accent_probability), ("festival", festival_probability)):
+        if not 0 <= p <= 1:
+            raise ValueError(f"{name}_probability must be in [0, 1], got {p}")
+    espeak, flite, festival = voices(pool)
     utterances = []
     for index in range(count):
         rng = random.Random(f"{seed}:{split}:{index}")
@@ -261,6 +302,11 @@ def plan(
             rate = rng.uniform(*ESPEAK_RATE_WPM)
             pitch = rng.uniform(*ESPEAK_PITCH)
         augmentation = _draw_augmentation(rng) if augment else {"pad": (0.0, 0.0), "gain_db": 0.0}
+        festival_rng = random.Random(f"{seed}:{split}:{index}:festival")
+        if festival and festival_rng.random() < festival_probability:
+            voice = festival_rng.choice(festival)
+            rate = festival_rng.uniform(*FESTIVAL_STRETCH)
+            pitch = FESTIVAL_F0_HZ[voice.name] * festival_rng.uniform(*FESTIVAL_F0_FACTOR)
         language, strength, phonemes = "", 0.0, ""
         accent_rng = random.Random(f"{seed}:{split}:{index}:accent")
         if voice.engine == "espeak" and accent_rng.random() < accent_probability:
@@ -299,12 +345,21 @@ def speak(utterance: Utterance) -> np.ndarray:
             command = ["espeak-ng", "-v", voice.name, "-s", str(round(utterance.rate))]
             command += ["-p", str(round(utterance.pitch)), "-w", wav]
             command.append(utterance.phonemes or utterance.text)
-        else:
+        elif voice.engine == "flite":
             command = ["flite", "-voice", voice.name]
             command += ["--setf", f"duration_stretch={utterance.rate}"]
             command += ["--setf", f"int_f0_target_mean={utterance.pitch}"]
             command += ["-t", utterance.text, "-o", wav]
-        result = subprocess.run(command, capture_output=True, text=True)
+        else:
+            # The voice sets its intonation parameters; ours go in front, where assoc finds
+            # them first.
+            pitch = f"(cons (list 'target_f0_mean {utterance.pitch}) int_lr_params)"
+            command = ["text2wave", "-eval", f"(voice_{voice.name})"]
+            command += ["-eval", f"(set! int_lr_params {pitch})"]
+            command += ["-eval", f"(Parameter.set 'Duration_Stretch {utterance.rate})"]
+            command += ["-o", wav]  # the text comes on stdin
+        text = utterance.text if voice.engine == "festival" else None
+        result = subprocess.run(command, input=text, capture_output=True, text=True)
         if result.returncode != 0 or not os.path.exists(wav):
             raise RuntimeError(f"{voice.id} failed on {utterance.text!r}: {result.stderr.strip()}")
         audio = load_audio(wav)
