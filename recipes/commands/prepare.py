@@ -1,8 +1,9 @@
 """Synthetic spoken-command corpus -> data/commands/{train,dev,test}.jsonl.
 
-Texts come from the command grammar (grammar.py), speech from espeak-ng and flite voices with
-random prosody and augmentation (synthesize.py). Train and dev use the training voice pool;
-test uses held-out voices only, so it measures recognition of unseen voices.
+Texts come from the command grammar (grammar.py), speech from espeak-ng and flite voices
+(optionally festival's) with random prosody and augmentation (synthesize.py). Train and
+dev use the training voice pool; test uses held-out voices only, so it measures
+recognition of unseen voices.
 
 Usage::
 
@@ -98,7 +99,12 @@ def prepare(
         write_manifest(out / f"{split}.jsonl", split_records)
     (out / "words.txt").write_text("\n".join(grammar.vocabulary()) + "\n")
     pools = {
-        pool: [v.id for group in synthesize.voices(pool) for v in group]
+        pool: [
+            v.id
+            for group in synthesize.voices(pool)
+            for v in group
+            if v.engine != "festival" or festival_probability > 0
+        ]
         for pool in ("train", "test")
     }
     (out / "voices.json").write_text(json.dumps(pools, indent=1) + "\n")

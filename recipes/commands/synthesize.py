@@ -69,7 +69,6 @@ ESPEAK_TRAIN_VARIANTS = (
 # 16 kHz: the same speaker, so both stay in the same pool.
 FLITE_TRAIN_VOICES = ("kal", "kal16", "awb", "slt")
 FLITE_TEST_VOICES = ("rms",)
-FLITE_SPEAKER = {"kal16": "kal"}  # voice -> speaker identity when they differ
 FLITE_F0_HZ = {"kal": 90, "kal16": 90, "awb": 130, "slt": 175, "rms": 100}  # natural mean f0
 FLITE_PROBABILITY = 0.2  # share of utterances spoken by flite (it has few voices)
 # festival's diphone voices (Debian: festvox-kdlpc16k, festvox-kallpc16k), used only when
@@ -86,7 +85,8 @@ ESPEAK_RATE_WPM = (120, 210)  # espeak-ng -s, words per minute (default 175)
 ESPEAK_PITCH = (20, 80)  # espeak-ng -p, 0-99 (default 50)
 FLITE_STRETCH = (0.8, 1.25)  # flite duration_stretch (>1 is slower)
 FLITE_F0_FACTOR = (0.85, 1.2)  # flite mean f0 relative to the voice's natural f0
-FESTIVAL_STRETCH = (0.8, 1.25)  # festival Duration_Stretch (>1 is slower)
+# festival's Duration_Stretch (>1 is slower); it replaces the voices' own 1.1.
+FESTIVAL_STRETCH = (0.8, 1.25)
 # Wider than flite's: from festival's two voices, many pitches (ked at 80-140 Hz).
 FESTIVAL_F0_FACTOR = (0.75, 1.35)
 
@@ -108,8 +108,7 @@ MAX_PEAK = 0.99  # the output is scaled down if it would clip
 
 @dataclass(frozen=True)
 class Voice:
-    """A synthesiser voice: engine plus name (espeak: ``accent+variant``; flite, festival:
-    the voice's name)."""
+    """A synthesiser voice: engine plus name (espeak ``accent+variant``, else the voice)."""
 
     engine: Literal["espeak", "flite", "festival"]
     name: str
@@ -167,8 +166,11 @@ def available_espeak_variants() -> set[str]:
 
 
 def check_tools(festival: bool = False) -> None:
-    """Raise RuntimeError when espeak-ng or flite (and festival, if asked) is missing or
-    lacks a configured voice."""
+    """Raise RuntimeError when a synthesiser is missing or lacks a configured voice.
+
+    Args:
+        festival: check festival and its voices too (espeak-ng and flite always).
+    """
     for tool in ("espeak-ng", "flite"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not found; install it (Debian: apt-get install {tool})")
@@ -185,7 +187,7 @@ def check_tools(festival: bool = False) -> None:
 
 
 def _check_festival() -> None:
-    if shutil.which("text2wave") is None:
+    if shutil.which("festival") is None or shutil.which("text2wave") is None:
         raise RuntimeError("festival not found; install it (Debian: apt-get install festival)")
     wanted = FESTIVAL_TRAIN_VOICES + FESTIVAL_TEST_VOICES
     listing = subprocess.run(  # prints e.g. "(ked_diphone kal_diphone)"
@@ -271,7 +273,8 @@ def plan(
 ) -> list[Utterance]:
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
-    Utterance i depends only on (seed, split, i, domain_weights, accent_probability), so a
+    Utterance i depends only on (seed, split, i, domain_weights, accent_probability,
+    festival_probability), so a
     larger corpus extends a smaller one; an accented one also on the installed espeak-ng's
     English dictionary, which gives the phonemes the accent rewrites (the recipe's corpora
     were made with espeak-ng 1.51). `domain_weights` (default `grammar.DOMAIN_WEIGHTS`)
@@ -341,6 +344,7 @@ def speak(utterance: Utterance) -> np.ndarray:
     voice = utterance.voice
     with tempfile.TemporaryDirectory(prefix="tts-") as tmp:
         wav = os.path.join(tmp, "out.wav")
+        text = None  # standard input
         if voice.engine == "espeak":
             command = ["espeak-ng", "-v", voice.name, "-s", str(round(utterance.rate))]
             command += ["-p", str(round(utterance.pitch)), "-w", wav]
@@ -357,8 +361,8 @@ def speak(utterance: Utterance) -> np.ndarray:
             command = ["text2wave", "-eval", f"(voice_{voice.name})"]
             command += ["-eval", f"(set! int_lr_params {pitch})"]
             command += ["-eval", f"(Parameter.set 'Duration_Stretch {utterance.rate})"]
-            command += ["-o", wav]  # the text comes on stdin
-        text = utterance.text if voice.engine == "festival" else None
+            command += ["-o", wav]
+            text = utterance.text  # on stdin: read as text, never as Scheme
         result = subprocess.run(command, input=text, capture_output=True, text=True)
         if result.returncode != 0 or not os.path.exists(wav):
             raise RuntimeError(f"{voice.id} failed on {utterance.text!r}: {result.stderr.strip()}")
