@@ -11,8 +11,8 @@ edge from `--range`, so that training sees words cut the way his are.
     python recipes/fsdd/clip_edges.py data/fsdd/train.jsonl --report
     python recipes/fsdd/clip_edges.py data/fsdd/train.jsonl --out data/fsdd_clipped --copies 3
 
-Writes `OUT/wav/<copy>_<name>.wav` (the source's rate, 16-bit) and `OUT/train<copy>.jsonl`;
-the same seed gives the same files.
+Writes `OUT/wav/<copy>_<name>.wav` (the source's rate, 16-bit) and `OUT/<stem><copy>.jsonl`
+(`train0.jsonl`… for `train.jsonl`); the same seed gives the same files.
 """
 
 import argparse
@@ -89,7 +89,7 @@ def write_copies(
             sf.write(out / "wav" / name, cut, rate, subtype="PCM_16")
             duration = round(len(cut) / rate, 4)
             lines.append(json.dumps({**record, "audio": f"wav/{name}", "duration": duration}))
-        (out / f"train{copy}.jsonl").write_text("\n".join(lines) + "\n")
+        (out / f"{manifest.stem}{copy}.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
