@@ -274,11 +274,11 @@ def plan(
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
     Utterance i depends only on (seed, split, i, domain_weights, accent_probability,
-    festival_probability), so a
-    larger corpus extends a smaller one; an accented one also on the installed espeak-ng's
-    English dictionary, which gives the phonemes the accent rewrites (the recipe's corpora
-    were made with espeak-ng 1.51). `domain_weights` (default `grammar.DOMAIN_WEIGHTS`)
-    skews the mix of command domains, e.g. towards the isolated words a model gets wrong most.
+    festival_probability), so a larger corpus extends a smaller one; an accented one also
+    on the installed espeak-ng's English dictionary, which gives the phonemes the accent
+    rewrites (the recipe's corpora were made with espeak-ng 1.51). `domain_weights`
+    (default `grammar.DOMAIN_WEIGHTS`) skews the mix of command domains, e.g. towards the
+    isolated words a model gets wrong most.
     `accent_probability` is the share of espeak utterances spoken with a foreign accent
     (accent.py); the accent draws use their own random stream, so the texts, voices and
     augmentation are those of the same seed without accents. `festival_probability` is the
