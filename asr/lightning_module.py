@@ -19,6 +19,7 @@ from asr.model_file import feature_settings, load_model_file, model_path, save_m
 from asr.text import Tokenizer
 
 NOISE_LOWEST_HZ = 100.0  # Hz; coloured training noise is flat below this frequency
+EDGE_FRAME_S = 0.010  # seconds; energy frame in which `edge_cut_db` finds where to cut
 
 
 class CTCModule(L.LightningModule):
@@ -56,6 +57,13 @@ class CTCModule(L.LightningModule):
         noise_snr_db: (low, high): half of the training utterances get Gaussian noise, from
             white to brown (a random spectral slope), at an SNR drawn uniformly from this
             range, over the padded silence too (None: off).
+        edge_cut_db: (low, high), both <= 0: a share `edge_cut_probability` of the training
+            utterances are cut into their first and last sounds, where their 10 ms energy
+            first (last) comes within D dB of their loudest frame, D drawn uniformly from
+            this range for each end (None: off). Recordings trimmed tightly into the word,
+            as some of FSDD's speakers' are, are otherwise unlike anything in training.
+            Applied before `pad_silence` and `noise_snr_db`.
+        edge_cut_probability: the share of training utterances that `edge_cut_db` cuts.
         init_from: a model file (`asr.model_file`; "bundled": the bundled model) whose
             weights start the training, to fine-tune it on new data; its architecture and
             tokenizer must be these (dropout may differ; other feature settings are
@@ -84,11 +92,18 @@ class CTCModule(L.LightningModule):
         pad_probability: float = 0.5,
         vtlp: float = 0.0,
         noise_snr_db: tuple[float, float] | None = None,
+        edge_cut_db: tuple[float, float] | None = None,
+        edge_cut_probability: float = 0.5,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= pad_probability <= 1.0:
-            raise ValueError(f"pad_probability must be in [0, 1], got {pad_probability}")
+        for name, share in [("pad", pad_probability), ("edge_cut", edge_cut_probability)]:
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name}_probability must be in [0, 1], got {share}")
+        if edge_cut_db is not None and not edge_cut_db[0] <= edge_cut_db[1] <= 0.0:
+            raise ValueError(
+                f"edge_cut_db must be (low, high) with low <= high <= 0, got {edge_cut_db}"
+            )
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
         self.features = LogMel(normalization, dynamic_range_db, std_floor)
@@ -176,6 +191,40 @@ class CTCModule(L.LightningModule):
             padded[i, before[i] : before[i] + lengths[i]] = audio[i, : lengths[i]]
         return padded, new_lengths
 
+    def _cut_edges(
+        self, audio: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut some utterances into their first and last sounds (see `edge_cut_db`).
+
+        Args:
+            audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
+
+        Returns:
+            (B, S') waveforms, each cut utterance moved to start at sample 0, and (B,) lengths;
+            whole frames are cut, and an utterance keeps at least its loudest frame.
+        """
+        batch = audio.shape[0]
+        frame = round(EDGE_FRAME_S * SAMPLE_RATE)
+        frames = audio.shape[1] // frame
+        power = audio[:, : frames * frame].reshape(batch, frames, frame).square().mean(2)
+        energy = 10 * torch.log10(power + 1e-12)  # (B, N) dB
+        whole = lengths // frame  # (B,) frames wholly inside each utterance
+        energy = energy.masked_fill(make_pad_mask(whole, frames), -math.inf)
+        peak = energy.amax(1, keepdim=True)  # (B, 1)
+        low, high = self.hparams.edge_cut_db
+        start_db, end_db = low + (high - low) * torch.rand(2, batch, 1, device=audio.device)
+        # argmax of a bool row: its first True (every row has one, its loudest frame).
+        first = (energy >= peak + start_db).int().argmax(1)  # (B,)
+        last = frames - (energy >= peak + end_db).flip(1).int().argmax(1)  # (B,) exclusive
+        chosen = torch.rand(batch, device=audio.device) < self.hparams.edge_cut_probability
+        chosen &= whole > 0  # too short to have a frame: left alone
+        start = torch.where(chosen, first * frame, 0)
+        new_lengths = torch.where(chosen, (last - first) * frame, lengths)
+        cut = audio.new_zeros(batch, int(new_lengths.max()))
+        for i in range(batch):  # B copies per batch: negligible next to the model
+            cut[i, : new_lengths[i]] = audio[i, start[i] : start[i] + new_lengths[i]]
+        return cut, new_lengths
+
     def _add_noise(
         self, audio: torch.Tensor, lengths: torch.Tensor, power: torch.Tensor
     ) -> torch.Tensor:
@@ -208,6 +257,8 @@ class CTCModule(L.LightningModule):
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         audio, audio_lengths, warp = batch["audio"], batch["audio_lengths"], None
+        if stage == "train" and self.hparams.edge_cut_db is not None:
+            audio, audio_lengths = self._cut_edges(audio, audio_lengths)
         noisy = stage == "train" and self.hparams.noise_snr_db is not None
         if noisy:  # the speech's power before any silence padding: the SNR's reference
             power = audio.square().sum(1) / audio_lengths.clamp_min(1)  # (B,)

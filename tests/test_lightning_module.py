@@ -255,3 +255,71 @@ def test_pad_probability_sets_the_share_of_padded_utterances(probability, low, h
     audio, lengths = batch()["audio"].repeat(8, 1), torch.tensor([16_000, 9_000] * 8)
     _, new_lengths = module._pad_with_silence(audio, lengths)
     assert low <= int((new_lengths > lengths).sum()) <= high
+
+
+def stepped_levels(levels_db: list[float], frame: int = 160) -> torch.Tensor:
+    """One frame of constant-power audio (alternating +-a) per level, in dB of full scale."""
+    signs = torch.tensor([1.0, -1.0]).repeat(frame // 2)
+    return torch.cat([10 ** (db / 20) * signs for db in levels_db])
+
+
+def test_cut_edges_cuts_where_the_energy_first_and_last_comes_within_the_drawn_level():
+    module = small_module(edge_cut_db=(-25.0, -25.0), edge_cut_probability=1.0)
+    levels = [-60, -40, -30, -20, -10, 0, -5, -15, -20, -30, -50]  # peak 0 dB at frame 5
+    speech = stepped_levels(levels)
+    audio = torch.zeros(2, len(speech) + 100)
+    audio[0, : len(speech)] = speech
+    audio[1, : len(speech) + 100] = torch.cat([speech, torch.zeros(100)])
+    lengths = torch.tensor([len(speech), len(speech) + 100])  # a partial frame of silence
+    cut, new_lengths = module._cut_edges(audio, lengths)
+    # Within 25 dB of the peak: frames 3 (-20 dB) to 8 (-20 dB).
+    assert new_lengths.tolist() == [6 * 160, 6 * 160]
+    for i in range(2):
+        assert torch.equal(cut[i], speech[3 * 160 : 9 * 160])
+
+
+def test_cut_edges_draws_its_share_and_keeps_the_rest_whole():
+    torch.manual_seed(0)
+    speech = stepped_levels([-60, -30, -10, 0, -10, -30, -60])
+    audio, lengths = speech.repeat(64, 1), torch.full((64,), len(speech))
+    cut, new_lengths = small_module(edge_cut_db=(-35.0, -5.0))._cut_edges(audio, lengths)
+    kept = new_lengths == len(speech)
+    assert 16 < int(kept.sum()) < 48  # edge_cut_probability 0.5
+    assert torch.equal(cut[kept], audio[kept])
+    assert (new_lengths[~kept] >= 160).all()  # never less than the loudest frame
+    untouched, same = small_module(edge_cut_db=(-35.0, -5.0), edge_cut_probability=0.0)._cut_edges(
+        audio, lengths
+    )
+    assert torch.equal(untouched, audio) and torch.equal(same, lengths)
+
+
+def test_cut_edges_leaves_silence_and_too_short_utterances_alone():
+    module = small_module(edge_cut_db=(-10.0, -10.0), edge_cut_probability=1.0)
+    audio = torch.zeros(3, 800)
+    audio[1, :100] = 0.5  # shorter than one 10 ms frame
+    audio[2, :800] = 0.1 * torch.randn(800)  # a whole utterance of noise: cut, not emptied
+    lengths = torch.tensor([800, 100, 800])
+    cut, new_lengths = module._cut_edges(audio, lengths)
+    assert new_lengths[:2].tolist() == [800, 100]
+    assert torch.equal(cut[1, :100], audio[1, :100])
+    assert 160 <= new_lengths[2] <= 800
+
+
+def test_edge_cut_applies_to_training_batches_only(monkeypatch):
+    module = small_module(spec_augment=0, edge_cut_db=(-20.0, -10.0))
+    calls = []
+    real = module._cut_edges
+    monkeypatch.setattr(module, "_cut_edges", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    module._shared_step(batch(), "train")
+    module._shared_step(batch(), "val")
+    assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"edge_cut_db": (-10.0, -20.0)}, {"edge_cut_db": (-10.0, 5.0)}, {"edge_cut_probability": 2}],
+)
+def test_bad_edge_cut_settings_are_refused(kwargs):
+    with pytest.raises(ValueError, match="edge_cut"):
+        small_module(**kwargs)
