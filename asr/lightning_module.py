@@ -11,15 +11,13 @@ import torch.nn.functional as F
 import torchaudio
 
 from asr.audio import SAMPLE_RATE
+from asr.augment import add_noise, cut_edges, pad_with_silence
 from asr.decoding import greedy_texts
-from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel, make_pad_mask
+from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.model import AcousticModel, ModelConfig
 from asr.model_file import feature_settings, load_model_file, model_path, save_model_file
 from asr.text import Tokenizer
-
-NOISE_LOWEST_HZ = 100.0  # Hz; coloured training noise is flat below this frequency
-EDGE_FRAME_S = 0.010  # seconds; energy frame in which `edge_cut_db` finds where to cut
 
 
 class CTCModule(L.LightningModule):
@@ -56,7 +54,8 @@ class CTCModule(L.LightningModule):
             `asr.features.warp_frequencies`).
         noise_snr_db: (low, high): half of the training utterances get Gaussian noise, from
             white to brown (a random spectral slope), at an SNR drawn uniformly from this
-            range, over the padded silence too (None: off).
+            range, over the padded silence too (None: off). The three waveform augmentations
+            are in `asr.augment`.
         edge_cut_db: (low, high), both <= 0: a share `edge_cut_probability` of the training
             utterances are cut into their first and last sounds, where their 10 ms energy
             first (last) comes within D dB of their loudest frame, D drawn uniformly from
@@ -170,102 +169,21 @@ class CTCModule(L.LightningModule):
         )
         return specaug(feats.transpose(1, 2)).transpose(1, 2)  # (B, F, T) for torchaudio
 
-    def _pad_with_silence(
-        self, audio: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Put up to `pad_silence` seconds of zeros before and after some utterances.
-
-        Args:
-            audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
-
-        Returns:
-            (B, S') waveforms and (B,) lengths, each utterance shifted by its leading silence.
-        """
-        batch = audio.shape[0]
-        most = int(self.hparams.pad_silence * SAMPLE_RATE)
-        chosen = torch.rand(batch, device=audio.device) < self.hparams.pad_probability  # (B,)
-        before, after = torch.randint(0, most + 1, (2, batch), device=audio.device) * chosen
-        new_lengths = lengths + before + after
-        padded = audio.new_zeros(batch, int(new_lengths.max()))
-        for i in range(batch):  # B copies per batch: negligible next to the model
-            padded[i, before[i] : before[i] + lengths[i]] = audio[i, : lengths[i]]
-        return padded, new_lengths
-
-    def _cut_edges(
-        self, audio: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cut some utterances into their first and last sounds (see `edge_cut_db`).
-
-        Args:
-            audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
-
-        Returns:
-            (B, S') waveforms, each cut utterance moved to start at sample 0, and (B,) lengths;
-            whole frames are cut, and an utterance keeps at least its loudest frame.
-        """
-        batch = audio.shape[0]
-        frame = round(EDGE_FRAME_S * SAMPLE_RATE)
-        frames = audio.shape[1] // frame
-        power = audio[:, : frames * frame].reshape(batch, frames, frame).square().mean(2)
-        energy = 10 * torch.log10(power + 1e-12)  # (B, N) dB
-        whole = lengths // frame  # (B,) frames wholly inside each utterance
-        energy = energy.masked_fill(make_pad_mask(whole, frames), -math.inf)
-        peak = energy.amax(1, keepdim=True)  # (B, 1)
-        low, high = self.hparams.edge_cut_db
-        start_db, end_db = low + (high - low) * torch.rand(2, batch, 1, device=audio.device)
-        # argmax of a bool row: its first True (every row has one, its loudest frame).
-        first = (energy >= peak + start_db).int().argmax(1)  # (B,)
-        last = frames - (energy >= peak + end_db).flip(1).int().argmax(1)  # (B,) exclusive
-        chosen = torch.rand(batch, device=audio.device) < self.hparams.edge_cut_probability
-        chosen &= whole > 0  # too short to have a frame: left alone
-        start = torch.where(chosen, first * frame, 0)
-        new_lengths = torch.where(chosen, (last - first) * frame, lengths)
-        cut = audio.new_zeros(batch, int(new_lengths.max()))
-        for i in range(batch):  # B copies per batch: negligible next to the model
-            cut[i, : new_lengths[i]] = audio[i, start[i] : start[i] + new_lengths[i]]
-        return cut, new_lengths
-
-    def _add_noise(
-        self, audio: torch.Tensor, lengths: torch.Tensor, power: torch.Tensor
-    ) -> torch.Tensor:
-        """Add coloured Gaussian noise to half of the utterances (see `noise_snr_db`).
-
-        Args:
-            audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
-            power: (B,) mean square of each utterance's speech, the SNR's reference.
-
-        Returns:
-            (B, S) waveforms, noise added within each chosen utterance's valid samples.
-        """
-        batch, samples = audio.shape
-        low, high = self.hparams.noise_snr_db
-        snr = low + (high - low) * torch.rand(batch, device=audio.device)  # (B,) dB
-        chosen = torch.rand(batch, device=audio.device) < 0.5
-        # Power spectrum slope from 0 (white) to -2 (brown): amplitude ~ f^(-slope / 2), flat
-        # below NOISE_LOWEST_HZ and nothing at 0 Hz, so the power (which the SNR is measured
-        # on) is audible noise, not a slow drift, whatever the batch's length.
-        slope = 2.0 * torch.rand(batch, 1, device=audio.device)  # (B, 1)
-        white = torch.fft.rfft(torch.randn(batch, samples, device=audio.device))  # (B, K)
-        hz = torch.arange(white.shape[1], device=audio.device) * (SAMPLE_RATE / samples)  # (K,)
-        shape = hz.clamp_min(NOISE_LOWEST_HZ) ** (-slope / 2)  # (B, K)
-        shape[:, 0] = 0.0
-        noise = torch.fft.irfft(white * shape, n=samples)  # (B, S)
-        noise = noise * ~make_pad_mask(lengths, samples)  # none beyond each utterance
-        noise_power = noise.square().sum(1) / lengths.clamp_min(1)  # (B,)
-        gain = (power / 10 ** (snr / 10) / noise_power.clamp_min(1e-12)).sqrt() * chosen
-        return audio + noise * gain[:, None]
-
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         audio, audio_lengths, warp = batch["audio"], batch["audio_lengths"], None
-        if stage == "train" and self.hparams.edge_cut_db is not None:
-            audio, audio_lengths = self._cut_edges(audio, audio_lengths)
-        noisy = stage == "train" and self.hparams.noise_snr_db is not None
+        hp = self.hparams
+        if stage == "train" and hp.edge_cut_db is not None:
+            audio, audio_lengths = cut_edges(
+                audio, audio_lengths, hp.edge_cut_db, hp.edge_cut_probability
+            )
+        noisy = stage == "train" and hp.noise_snr_db is not None
         if noisy:  # the speech's power before any silence padding: the SNR's reference
             power = audio.square().sum(1) / audio_lengths.clamp_min(1)  # (B,)
-        if stage == "train" and self.hparams.pad_silence > 0:
-            audio, audio_lengths = self._pad_with_silence(audio, audio_lengths)
+        if stage == "train" and hp.pad_silence > 0:
+            most = int(hp.pad_silence * SAMPLE_RATE)
+            audio, audio_lengths = pad_with_silence(audio, audio_lengths, most, hp.pad_probability)
         if noisy:
-            audio = self._add_noise(audio, audio_lengths, power)
+            audio = add_noise(audio, audio_lengths, power, hp.noise_snr_db)
         if stage == "train" and self.hparams.vtlp > 0:
             draw = torch.rand(audio.shape[0], device=self.device)  # (B,) in [0, 1)
             warp = 1.0 + self.hparams.vtlp * (2.0 * draw - 1.0)

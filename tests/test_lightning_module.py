@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from asr import lightning_module
 from asr.lightning_module import CTCModule
 from asr.model_file import load_model_file, read_header
 
@@ -176,51 +177,6 @@ def test_vtlp_warps_training_features_only(monkeypatch):
     assert val_warp is None
 
 
-def test_pad_with_silence_shifts_utterances_and_keeps_their_samples():
-    torch.manual_seed(0)
-    module = small_module(pad_silence=0.25)
-    audio, lengths = batch()["audio"].repeat(8, 1), torch.tensor([16_000, 9_000] * 8)
-    padded, new_lengths = module._pad_with_silence(audio, lengths)
-    added = new_lengths - lengths
-    assert ((added >= 0) & (added <= 2 * 4_000)).all()
-    assert 0 < (added > 0).sum() < 16  # about half the utterances get silence
-    for i in range(16):
-        row = padded[i, : new_lengths[i]]
-        start = int(row.nonzero()[0])  # the first sample of the speech
-        assert torch.equal(row[start : start + lengths[i]], audio[i, : lengths[i]])
-        assert padded[i, new_lengths[i] :].abs().sum() == 0
-
-
-def test_add_noise_reaches_the_drawn_snr_within_the_valid_samples():
-    torch.manual_seed(0)
-    module = small_module(noise_snr_db=(20.0, 20.0))
-    audio, lengths = batch()["audio"].repeat(16, 1), torch.tensor([16_000, 9_000] * 16)
-    power = audio.square().sum(1) / lengths
-    noisy = module._add_noise(audio, lengths, power)
-    noise = noisy - audio
-    snr = 10 * torch.log10(power / (noise.square().sum(1) / lengths))
-    got = snr.isfinite()
-    assert 0 < got.sum() < 32  # about half the utterances get noise
-    assert torch.allclose(snr[got], torch.full_like(snr[got], 20.0), atol=0.5)
-    assert noise[1::2, 9_000:].abs().max() == 0  # none in the padding beyond an utterance
-
-
-def test_add_noise_is_audible_whatever_its_colour_and_the_batch_length():
-    """Most of the noise's power (on which its SNR is measured) lies above 100 Hz, even for
-    brown noise in a long batch, instead of in a drift below it."""
-    torch.manual_seed(0)
-    module = small_module(noise_snr_db=(20.0, 20.0))
-    samples = 160_000  # a 10 s batch
-    audio = 0.1 * torch.randn(32, samples)
-    lengths = torch.full((32,), samples)
-    noise = module._add_noise(audio, lengths, audio.square().mean(1)) - audio
-    power = torch.fft.rfft(noise).abs().square()  # (B, K)
-    hz = torch.arange(power.shape[1]) * (16_000 / samples)
-    share = power[:, hz >= 100].sum(1) / power.sum(1).clamp_min(1e-12)
-    chosen = noise.abs().amax(1) > 0
-    assert chosen.any() and (share[chosen] > 0.4).all(), share[chosen].min()
-
-
 def test_init_from_other_features_warns_and_loads(tmp_path):
     path = tmp_path / "m.safetensors"
     small_module(normalization="utterance").export(path)
@@ -248,68 +204,11 @@ def test_std_floor_is_exported_and_a_file_without_it_fine_tunes_without_warning(
         small_module(init_from=str(floored))
 
 
-@pytest.mark.parametrize(("probability", "low", "high"), [(1.0, 15, 16), (0.0, 0, 0)])
-def test_pad_probability_sets_the_share_of_padded_utterances(probability, low, high):
-    torch.manual_seed(0)
-    module = small_module(pad_silence=0.25, pad_probability=probability)
-    audio, lengths = batch()["audio"].repeat(8, 1), torch.tensor([16_000, 9_000] * 8)
-    _, new_lengths = module._pad_with_silence(audio, lengths)
-    assert low <= int((new_lengths > lengths).sum()) <= high
-
-
-def stepped_levels(levels_db: list[float], frame: int = 160) -> torch.Tensor:
-    """One frame of constant-power audio (alternating +-a) per level, in dB of full scale."""
-    signs = torch.tensor([1.0, -1.0]).repeat(frame // 2)
-    return torch.cat([10 ** (db / 20) * signs for db in levels_db])
-
-
-def test_cut_edges_cuts_where_the_energy_first_and_last_comes_within_the_drawn_level():
-    module = small_module(edge_cut_db=(-25.0, -25.0), edge_cut_probability=1.0)
-    levels = [-60, -40, -30, -20, -10, 0, -5, -15, -20, -30, -50]  # peak 0 dB at frame 5
-    speech = stepped_levels(levels)
-    audio = torch.zeros(2, len(speech) + 100)
-    audio[0, : len(speech)] = speech
-    audio[1, : len(speech) + 100] = torch.cat([speech, torch.zeros(100)])
-    lengths = torch.tensor([len(speech), len(speech) + 100])  # a partial frame of silence
-    cut, new_lengths = module._cut_edges(audio, lengths)
-    # Within 25 dB of the peak: frames 3 (-20 dB) to 8 (-20 dB).
-    assert new_lengths.tolist() == [6 * 160, 6 * 160]
-    for i in range(2):
-        assert torch.equal(cut[i], speech[3 * 160 : 9 * 160])
-
-
-def test_cut_edges_draws_its_share_and_keeps_the_rest_whole():
-    torch.manual_seed(0)
-    speech = stepped_levels([-60, -30, -10, 0, -10, -30, -60])
-    audio, lengths = speech.repeat(64, 1), torch.full((64,), len(speech))
-    cut, new_lengths = small_module(edge_cut_db=(-35.0, -5.0))._cut_edges(audio, lengths)
-    kept = new_lengths == len(speech)
-    assert 16 < int(kept.sum()) < 48  # edge_cut_probability 0.5
-    assert torch.equal(cut[kept], audio[kept])
-    assert (new_lengths[~kept] >= 160).all()  # never less than the loudest frame
-    untouched, same = small_module(edge_cut_db=(-35.0, -5.0), edge_cut_probability=0.0)._cut_edges(
-        audio, lengths
-    )
-    assert torch.equal(untouched, audio) and torch.equal(same, lengths)
-
-
-def test_cut_edges_leaves_silence_and_too_short_utterances_alone():
-    module = small_module(edge_cut_db=(-10.0, -10.0), edge_cut_probability=1.0)
-    audio = torch.zeros(3, 800)
-    audio[1, :100] = 0.5  # shorter than one 10 ms frame
-    audio[2, :800] = 0.1 * torch.randn(800)  # a whole utterance of noise: cut, not emptied
-    lengths = torch.tensor([800, 100, 800])
-    cut, new_lengths = module._cut_edges(audio, lengths)
-    assert new_lengths[:2].tolist() == [800, 100]
-    assert torch.equal(cut[1, :100], audio[1, :100])
-    assert 160 <= new_lengths[2] <= 800
-
-
 def test_edge_cut_applies_to_training_batches_only(monkeypatch):
     module = small_module(spec_augment=0, edge_cut_db=(-20.0, -10.0))
     calls = []
-    real = module._cut_edges
-    monkeypatch.setattr(module, "_cut_edges", lambda *a: calls.append(1) or real(*a))
+    real = lightning_module.cut_edges
+    monkeypatch.setattr(lightning_module, "cut_edges", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(module, "log", lambda *a, **k: None)
     module._shared_step(batch(), "train")
     module._shared_step(batch(), "val")

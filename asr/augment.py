@@ -1,0 +1,111 @@
+"""Waveform augmentations for training batches: edge cuts, silence padding, coloured noise.
+
+Each takes a zero-padded batch, (B, S) audio with (B,) valid lengths in samples, draws from
+torch's global generator (seeded by `seed_everything`) on the batch's device, and decides per
+utterance whether to apply itself.
+"""
+
+import math
+
+import torch
+
+from asr.audio import SAMPLE_RATE
+from asr.features import make_pad_mask
+
+EDGE_FRAME = SAMPLE_RATE // 100  # samples (10 ms): the energy frame `cut_edges` cuts at
+NOISE_LOWEST_HZ = 100.0  # Hz; coloured training noise is flat below this frequency
+
+
+def cut_edges(
+    audio: torch.Tensor, lengths: torch.Tensor, range_db: tuple[float, float], probability: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut a share of the utterances into their first and last sounds.
+
+    A chosen utterance keeps the frames from the first to the last whose 10 ms energy comes
+    within D dB of its loudest frame, D drawn uniformly from `range_db` for each end: the way
+    some corpora trim their recordings (FSDD's unseen test speaker, recipes/fsdd/README.md).
+
+    Args:
+        audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
+        range_db: (low, high), both <= 0.
+        probability: the share of utterances cut.
+
+    Returns:
+        (B, S') waveforms, each cut utterance moved to start at sample 0, and (B,) lengths;
+        whole frames are cut, and an utterance keeps at least its loudest frame. Utterances
+        shorter than a frame are left alone.
+    """
+    batch = audio.shape[0]
+    frames = audio.shape[1] // EDGE_FRAME
+    power = audio[:, : frames * EDGE_FRAME].reshape(batch, frames, EDGE_FRAME).square().mean(2)
+    energy = 10 * torch.log10(power + 1e-12)  # (B, N) dB
+    whole = lengths // EDGE_FRAME  # (B,) frames wholly inside each utterance
+    energy = energy.masked_fill(make_pad_mask(whole, frames), -math.inf)
+    peak = energy.amax(1, keepdim=True)  # (B, 1)
+    low, high = range_db
+    start_db, end_db = low + (high - low) * torch.rand(2, batch, 1, device=audio.device)
+    # argmax of a bool row is its first True (every row has one: its loudest frame).
+    first = (energy >= peak + start_db).int().argmax(1)  # (B,)
+    last = frames - (energy >= peak + end_db).flip(1).int().argmax(1)  # (B,) exclusive
+    chosen = (torch.rand(batch, device=audio.device) < probability) & (whole > 0)
+    start = torch.where(chosen, first * EDGE_FRAME, 0)
+    new_lengths = torch.where(chosen, (last - first) * EDGE_FRAME, lengths)
+    cut = audio.new_zeros(batch, int(new_lengths.max()))
+    for i in range(batch):  # B copies per batch: negligible next to the model
+        cut[i, : new_lengths[i]] = audio[i, start[i] : start[i] + new_lengths[i]]
+    return cut, new_lengths
+
+
+def pad_with_silence(
+    audio: torch.Tensor, lengths: torch.Tensor, most: int, probability: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put 0 to `most` samples of zeros before and after a share of the utterances.
+
+    Args:
+        audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
+        most: the longest silence at each end, samples.
+        probability: the share of utterances padded.
+
+    Returns:
+        (B, S') waveforms and (B,) lengths, each utterance shifted by its leading silence.
+    """
+    batch = audio.shape[0]
+    chosen = torch.rand(batch, device=audio.device) < probability  # (B,)
+    before, after = torch.randint(0, most + 1, (2, batch), device=audio.device) * chosen
+    new_lengths = lengths + before + after
+    padded = audio.new_zeros(batch, int(new_lengths.max()))
+    for i in range(batch):  # B copies per batch: negligible next to the model
+        padded[i, before[i] : before[i] + lengths[i]] = audio[i, : lengths[i]]
+    return padded, new_lengths
+
+
+def add_noise(
+    audio: torch.Tensor, lengths: torch.Tensor, power: torch.Tensor, snr_db: tuple[float, float]
+) -> torch.Tensor:
+    """Add coloured Gaussian noise, white to brown, to half of the utterances.
+
+    Args:
+        audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
+        power: (B,) mean square of each utterance's speech, the SNR's reference.
+        snr_db: (low, high): each noisy utterance's SNR is drawn uniformly from it.
+
+    Returns:
+        (B, S) waveforms, noise added within each chosen utterance's valid samples.
+    """
+    batch, samples = audio.shape
+    low, high = snr_db
+    snr = low + (high - low) * torch.rand(batch, device=audio.device)  # (B,) dB
+    chosen = torch.rand(batch, device=audio.device) < 0.5
+    # Power spectrum slope from 0 (white) to -2 (brown): amplitude ~ f^(-slope / 2), flat
+    # below NOISE_LOWEST_HZ and nothing at 0 Hz, so the power (which the SNR is measured
+    # on) is audible noise, not a slow drift, whatever the batch's length.
+    slope = 2.0 * torch.rand(batch, 1, device=audio.device)  # (B, 1)
+    white = torch.fft.rfft(torch.randn(batch, samples, device=audio.device))  # (B, K)
+    hz = torch.arange(white.shape[1], device=audio.device) * (SAMPLE_RATE / samples)  # (K,)
+    shape = hz.clamp_min(NOISE_LOWEST_HZ) ** (-slope / 2)  # (B, K)
+    shape[:, 0] = 0.0
+    noise = torch.fft.irfft(white * shape, n=samples)  # (B, S)
+    noise = noise * ~make_pad_mask(lengths, samples)  # none beyond each utterance
+    noise_power = noise.square().sum(1) / lengths.clamp_min(1)  # (B,)
+    gain = (power / 10 ** (snr / 10) / noise_power.clamp_min(1e-12)).sqrt() * chosen
+    return audio + noise * gain[:, None]
