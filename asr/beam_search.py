@@ -266,6 +266,12 @@ class BeamSearchDecoder:
                 results.append(BeamHypothesis("", [], [], 0.0, []))
                 continue
             hypothesis = self._decoder(emissions[b : b + 1], decode_lengths[b : b + 1])[0][0]
+            if hypothesis.score < _NEG_LOG_PROB / 2:
+                # The best survivor spent a token on the appended separator frame: no word
+                # it kept fits the utterance (too short for them, the silent path pruned).
+                silent = float(emissions[b, :n_frames, self.tokenizer.blank_id].sum())
+                results.append(BeamHypothesis("", [], [], silent, []))
+                continue
             results.append(self._convert(hypothesis, n_frames))
         return results
 

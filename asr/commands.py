@@ -18,6 +18,7 @@ i.e. the geometric-mean, per character, likelihood ratio of the phrase against f
 An utterance is rejected when ``score < threshold``; rejected utterances get the text ``""``.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ class CommandResult:
         index: position of ``phrase`` in the decoder's phrase list.
         log_likelihood: ``log P(phrase | audio)`` (natural log; ``-inf`` if impossible).
         score: rejection score in [0, 1] (see the module docstring); higher is more confident.
-        rejected: ``score < threshold``.
+        rejected: ``score < threshold``, or no phrase fits the utterance's frames.
     """
 
     text: str
@@ -176,7 +177,8 @@ class CommandDecoder:
             best_ll.tolist(), best_index.tolist(), ratio.tolist(), strict=True
         ):
             phrase = self.phrases[index]
-            rejected = self.threshold is not None and score < self.threshold
+            # A phrase that does not fit the frames cannot be the answer, whatever the threshold.
+            rejected = ll == -math.inf or (self.threshold is not None and score < self.threshold)
             results.append(
                 CommandResult("" if rejected else phrase, phrase, index, ll, score, rejected)
             )

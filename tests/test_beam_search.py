@@ -222,3 +222,17 @@ def test_word_lists(tmp_path: Path) -> None:
     assert lexicon == {"don't": ["d", "o", "n", "'", "t", "|"]}
     with pytest.raises(ValueError):
         build_lexicon([""], TOKENIZER)
+
+
+@pytest.mark.parametrize("word_score", [0.0, 1.0])
+def test_no_lexicon_word_fits_too_few_frames(word_score: float) -> None:
+    """Two frames cannot spell a three-letter word: the decoder says nothing rather than
+    a word it could only reach through the appended separator frame. (A narrow beam drops
+    the silent hypothesis early, as a full beam of likelier prefixes does in real use.)"""
+    decoder = BeamSearchDecoder(
+        TOKENIZER, lexicon=["six", "set"], beam_size=2, word_score=word_score
+    )
+    short, lengths = batch(emissions(["s", {"i": 0.5, "e": 0.4}]), emissions(frames_for("six")))
+    hypotheses = decoder.decode(short, lengths)
+    assert [h.text for h in hypotheses] == ["", "six"]
+    assert hypotheses[0].tokens == [] and hypotheses[0].words == []

@@ -112,3 +112,13 @@ def test_bad_phrase_lists() -> None:
     with pytest.raises(ValueError):
         CommandDecoder(["stop", "!!"], TOKENIZER)
     assert CommandDecoder(["Stop", "stop."], TOKENIZER).phrases == ["stop"]
+
+
+@pytest.mark.parametrize("threshold", [None, 0.0])
+def test_no_phrase_fits_too_few_frames(threshold: float | None) -> None:
+    """Two frames hold no phrase of the list: nothing is chosen, even without rejection."""
+    lp, lengths = batch(emissions("s")[:2], emissions("stop"))
+    short, kept = CommandDecoder(PHRASES, TOKENIZER, threshold=threshold)(lp, lengths)
+    assert short.log_likelihood == -math.inf
+    assert short.rejected and short.text == ""
+    assert not kept.rejected and kept.text == "stop"
