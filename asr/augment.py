@@ -33,10 +33,19 @@ def cut_edges(
     Returns:
         (B, S') waveforms, each cut utterance moved to start at sample 0, and (B,) lengths;
         whole frames are cut, and an utterance keeps at least its loudest frame. Utterances
-        shorter than a frame are left alone.
+        shorter than a frame are left alone. The transcript is not cut: a tight cut can leave
+        an utterance too short for it (CTC-infeasible, then skipped by the training step) or
+        without a sound it names, which is the point up to a limit (`range_db`).
+
+    Raises:
+        ValueError: `range_db` is not (low, high) with low <= high <= 0.
     """
+    if not range_db[0] <= range_db[1] <= 0.0:
+        raise ValueError(f"range_db must be (low, high) with low <= high <= 0, got {range_db}")
     batch = audio.shape[0]
     frames = audio.shape[1] // EDGE_FRAME
+    if frames == 0:  # no utterance has a whole frame
+        return audio, lengths
     power = audio[:, : frames * EDGE_FRAME].reshape(batch, frames, EDGE_FRAME).square().mean(2)
     energy = 10 * torch.log10(power + 1e-12)  # (B, N) dB
     whole = lengths // EDGE_FRAME  # (B,) frames wholly inside each utterance

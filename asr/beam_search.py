@@ -54,7 +54,8 @@ class BeamHypothesis:
             trailing word separators dropped. Shape-wise a list of length L.
         timesteps: output-frame index (0-based) at which each token of ``tokens`` starts;
             length L. Multiply by the frame shift for seconds (see :meth:`token_times`).
-        score: total decoder score (acoustic log-probability + weighted LM + insertion terms).
+        score: total decoder score (acoustic log-probability + weighted LM + insertion terms;
+            for an utterance no kept word fits, the blank path's log-probability).
         words: decoded words (lexicon mode: as in the lexicon; lexicon-free: ``text.split()``).
     """
 

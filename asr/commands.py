@@ -15,7 +15,8 @@ score does not depend on utterance or phrase length::
 
 i.e. the geometric-mean, per character, likelihood ratio of the phrase against free decoding
 (``LL`` sums over alignments and can exceed ``F`` for a perfect match; that is clipped to 1).
-An utterance is rejected when ``score < threshold``; rejected utterances get the text ``""``.
+An utterance is rejected when ``score < threshold``, or when no phrase fits its frames (every
+``LL`` is ``-inf``); rejected utterances get the text ``""``.
 """
 
 import math

@@ -26,8 +26,9 @@ class CTCModule(L.LightningModule):
     Bad training data never turns into NaN or infinite updates (the policy: skip and count):
 
     - an utterance too short for its transcript under CTC (fewer output frames than labels
-      plus repeats; `asr check-data` lists them beforehand) is left out of the loss, counted
-      in `skipped_utterances` and logged as `train_skipped_utterances`;
+      plus repeats; `asr check-data` lists them beforehand, except those that `edge_cut_db`
+      cuts too short during training) is left out of the loss, counted in
+      `skipped_utterances` and logged as `train_skipped_utterances`;
     - a step whose gradient is NaN or infinite anywhere is skipped (gradients dropped before
       clipping and the optimizer), counted in `skipped_steps`, logged as
       `train_skipped_steps`, with a warning. With DDP the gradients are already all-reduced
@@ -61,7 +62,9 @@ class CTCModule(L.LightningModule):
             first (last) comes within D dB of their loudest frame, D drawn uniformly from
             this range for each end (None: off). Recordings trimmed tightly into the word,
             as some of FSDD's speakers' are, are otherwise unlike anything in training.
-            Applied before `pad_silence` and `noise_snr_db`.
+            Applied before `pad_silence` and `noise_snr_db`. Transcripts are not cut: a few
+            utterances become too short for theirs and are skipped (stage 16 of the commands
+            recipe: about 50 of 38,100 per epoch; see `asr.augment.cut_edges`).
         edge_cut_probability: the share of training utterances that `edge_cut_db` cuts.
         init_from: a model file (`asr.model_file`; "bundled": the bundled model) whose
             weights start the training, to fine-tune it on new data; its architecture and

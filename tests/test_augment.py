@@ -71,14 +71,14 @@ def stepped_levels(levels_db: list[float], frame: int = 160) -> torch.Tensor:
 def test_cut_edges_cuts_where_the_energy_first_and_last_comes_within_the_drawn_level():
     levels = [-60, -40, -30, -20, -10, 0, -5, -15, -20, -30, -50]  # peak 0 dB at frame 5
     speech = stepped_levels(levels)
-    audio = torch.zeros(2, len(speech) + 100)
-    audio[0, : len(speech)] = speech
-    audio[1, : len(speech) + 100] = torch.cat([speech, torch.zeros(100)])
-    lengths = torch.tensor([len(speech), len(speech) + 100])  # a partial frame of silence
+    audio = torch.zeros(3, len(speech) + 320)  # the batch is two frames wider than speech
+    audio[:, : len(speech)] = speech
+    audio[2, len(speech) : len(speech) + 100] = 1.0  # loud, but not a whole frame: never kept
+    lengths = torch.tensor([len(speech), len(speech) + 100, len(speech) + 100])
     cut, new_lengths = cut_edges(audio, lengths, (-25.0, -25.0), 1.0)
     # Within 25 dB of the peak: frames 3 (-20 dB) to 8 (-20 dB).
-    assert new_lengths.tolist() == [6 * 160, 6 * 160]
-    for i in range(2):
+    assert new_lengths.tolist() == [6 * 160] * 3
+    for i in range(3):
         assert torch.equal(cut[i], speech[3 * 160 : 9 * 160])
 
 
@@ -95,12 +95,23 @@ def test_cut_edges_draws_its_share_and_keeps_the_rest_whole():
     assert torch.equal(untouched, audio) and torch.equal(same, lengths)
 
 
-def test_cut_edges_leaves_silence_and_too_short_utterances_alone():
+def test_cut_edges_leaves_silence_even_noise_and_too_short_utterances_alone():
     audio = torch.zeros(3, 800)
     audio[1, :100] = 0.5  # shorter than one 10 ms frame
-    audio[2, :800] = 0.1 * torch.randn(800)  # a whole utterance of noise: cut, not emptied
+    # Noise of even level: every frame is within 10 dB of the loudest, so nothing is cut.
+    audio[2] = 0.1 * torch.randn(800, generator=torch.Generator().manual_seed(0))
     lengths = torch.tensor([800, 100, 800])
     cut, new_lengths = cut_edges(audio, lengths, (-10.0, -10.0), 1.0)
-    assert new_lengths[:2].tolist() == [800, 100]
-    assert torch.equal(cut[1, :100], audio[1, :100])
-    assert 160 <= new_lengths[2] <= 800
+    assert new_lengths.tolist() == [800, 100, 800]
+    assert torch.equal(cut, audio)
+    # A batch in which no utterance has a whole frame.
+    short, short_lengths = cut_edges(
+        audio[:, :100], torch.tensor([0, 100, 100]), (-10.0, -10.0), 1.0
+    )
+    assert torch.equal(short, audio[:, :100]) and short_lengths.tolist() == [0, 100, 100]
+
+
+@pytest.mark.parametrize("range_db", [(-10.0, -20.0), (-10.0, 5.0)])
+def test_cut_edges_refuses_a_bad_range(range_db):
+    with pytest.raises(ValueError, match="range_db"):
+        cut_edges(torch.zeros(1, 800), torch.tensor([800]), range_db, 1.0)

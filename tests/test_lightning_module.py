@@ -5,7 +5,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from asr import lightning_module
 from asr.lightning_module import CTCModule
 from asr.model_file import load_model_file, read_header
 
@@ -204,15 +203,28 @@ def test_std_floor_is_exported_and_a_file_without_it_fine_tunes_without_warning(
         small_module(init_from=str(floored))
 
 
-def test_edge_cut_applies_to_training_batches_only(monkeypatch):
-    module = small_module(spec_augment=0, edge_cut_db=(-20.0, -10.0))
-    calls = []
-    real = lightning_module.cut_edges
-    monkeypatch.setattr(lightning_module, "cut_edges", lambda *a: calls.append(1) or real(*a))
+def test_edge_cuts_reach_the_features_of_training_batches_only(monkeypatch):
+    """0.25 s of silence, 0.25 s of noise, 0.25 s of silence: cut to the noise in training."""
+    module = small_module(spec_augment=0, edge_cut_db=(-20.0, -10.0), edge_cut_probability=1)
+    noise = 0.1 * torch.randn(2, 4_000, generator=torch.Generator().manual_seed(0))
+    audio = torch.nn.functional.pad(noise, (4_000, 4_000))  # (2, 12000)
+    seen = []
+    real = module.features.forward
+
+    def spy(audio, lengths, warp=None):
+        seen.append((audio.clone(), lengths.clone()))
+        return real(audio, lengths, warp)
+
+    monkeypatch.setattr(module.features, "forward", spy)
     monkeypatch.setattr(module, "log", lambda *a, **k: None)
-    module._shared_step(batch(), "train")
-    module._shared_step(batch(), "val")
-    assert calls == [1]
+    for stage in ("train", "val"):
+        module._shared_step(
+            {**batch(), "audio": audio, "audio_lengths": torch.tensor([12_000] * 2)}, stage
+        )
+    (train_audio, train_lengths), (val_audio, val_lengths) = seen
+    assert train_lengths.tolist() == [4_000, 4_000]
+    assert torch.equal(train_audio, noise)
+    assert val_lengths.tolist() == [12_000, 12_000] and torch.equal(val_audio, audio)
 
 
 @pytest.mark.parametrize(
