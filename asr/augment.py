@@ -16,6 +16,42 @@ EDGE_FRAME = SAMPLE_RATE // 100  # samples (10 ms): the energy frame `cut_edges`
 NOISE_LOWEST_HZ = 100.0  # Hz; coloured training noise is flat below this frequency
 
 
+def check_range_db(range_db: tuple[float, float], name: str = "range_db") -> None:
+    """Raise ValueError unless `range_db` is (low, high) with low <= high <= 0."""
+    if not range_db[0] <= range_db[1] <= 0.0:
+        raise ValueError(f"{name} must be (low, high) with low <= high <= 0, got {range_db}")
+
+
+def edge_span(
+    audio: torch.Tensor,
+    lengths: torch.Tensor,
+    start_db: torch.Tensor,
+    end_db: torch.Tensor,
+    frame: int = EDGE_FRAME,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each utterance's energy first and last comes within `start_db` / `end_db` of its
+    loudest frame (whole frames of `frame` samples inside its length only).
+
+    Args:
+        audio: (B, S) zero-padded waveforms, at least one frame wide; lengths: (B,) samples.
+        start_db, end_db: (B,) levels relative to the loudest frame, <= 0.
+
+    Returns:
+        (B,) first frame and (B,) last frame + 1; rows with no whole frame give 0 and the
+        batch's frame count (callers leave them alone).
+    """
+    batch = audio.shape[0]
+    frames = audio.shape[1] // frame
+    power = audio[:, : frames * frame].reshape(batch, frames, frame).square().mean(2)
+    energy = 10 * torch.log10(power + 1e-12)  # (B, N) dB
+    energy = energy.masked_fill(make_pad_mask(lengths // frame, frames), -math.inf)
+    peak = energy.amax(1, keepdim=True)  # (B, 1)
+    # argmax of a bool row is its first True (every row has one: its loudest frame).
+    first = (energy >= peak + start_db[:, None]).int().argmax(1)  # (B,)
+    last = frames - (energy >= peak + end_db[:, None]).flip(1).int().argmax(1)  # (B,)
+    return first, last
+
+
 def cut_edges(
     audio: torch.Tensor, lengths: torch.Tensor, range_db: tuple[float, float], probability: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,23 +76,14 @@ def cut_edges(
     Raises:
         ValueError: `range_db` is not (low, high) with low <= high <= 0.
     """
-    if not range_db[0] <= range_db[1] <= 0.0:
-        raise ValueError(f"range_db must be (low, high) with low <= high <= 0, got {range_db}")
+    check_range_db(range_db)
     batch = audio.shape[0]
-    frames = audio.shape[1] // EDGE_FRAME
-    if frames == 0:  # no utterance has a whole frame
+    if audio.shape[1] < EDGE_FRAME:  # no utterance has a whole frame
         return audio, lengths
-    power = audio[:, : frames * EDGE_FRAME].reshape(batch, frames, EDGE_FRAME).square().mean(2)
-    energy = 10 * torch.log10(power + 1e-12)  # (B, N) dB
-    whole = lengths // EDGE_FRAME  # (B,) frames wholly inside each utterance
-    energy = energy.masked_fill(make_pad_mask(whole, frames), -math.inf)
-    peak = energy.amax(1, keepdim=True)  # (B, 1)
     low, high = range_db
-    start_db, end_db = low + (high - low) * torch.rand(2, batch, 1, device=audio.device)
-    # argmax of a bool row is its first True (every row has one: its loudest frame).
-    first = (energy >= peak + start_db).int().argmax(1)  # (B,)
-    last = frames - (energy >= peak + end_db).flip(1).int().argmax(1)  # (B,) exclusive
-    chosen = (torch.rand(batch, device=audio.device) < probability) & (whole > 0)
+    start_db, end_db = low + (high - low) * torch.rand(2, batch, device=audio.device)
+    first, last = edge_span(audio, lengths, start_db, end_db)
+    chosen = (torch.rand(batch, device=audio.device) < probability) & (lengths >= EDGE_FRAME)
     start = torch.where(chosen, first * EDGE_FRAME, 0)
     new_lengths = torch.where(chosen, (last - first) * EDGE_FRAME, lengths)
     cut = audio.new_zeros(batch, int(new_lengths.max()))

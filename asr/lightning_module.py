@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from asr.audio import SAMPLE_RATE
-from asr.augment import add_noise, cut_edges, pad_with_silence
+from asr.augment import add_noise, check_range_db, cut_edges, pad_with_silence
 from asr.decoding import greedy_texts
 from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel
 from asr.metrics import ErrorCounts, char_errors, word_errors
@@ -102,10 +102,8 @@ class CTCModule(L.LightningModule):
         for name, share in [("pad", pad_probability), ("edge_cut", edge_cut_probability)]:
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name}_probability must be in [0, 1], got {share}")
-        if edge_cut_db is not None and not edge_cut_db[0] <= edge_cut_db[1] <= 0.0:
-            raise ValueError(
-                f"edge_cut_db must be (low, high) with low <= high <= 0, got {edge_cut_db}"
-            )
+        if edge_cut_db is not None:
+            check_range_db(edge_cut_db, "edge_cut_db")
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
         self.features = LogMel(normalization, dynamic_range_db, std_floor)
@@ -187,9 +185,9 @@ class CTCModule(L.LightningModule):
             audio, audio_lengths = pad_with_silence(audio, audio_lengths, most, hp.pad_probability)
         if noisy:
             audio = add_noise(audio, audio_lengths, power, hp.noise_snr_db)
-        if stage == "train" and self.hparams.vtlp > 0:
+        if stage == "train" and hp.vtlp > 0:
             draw = torch.rand(audio.shape[0], device=self.device)  # (B,) in [0, 1)
-            warp = 1.0 + self.hparams.vtlp * (2.0 * draw - 1.0)
+            warp = 1.0 + hp.vtlp * (2.0 * draw - 1.0)
         feats, frame_lengths = self.features(audio, audio_lengths, warp)
         if stage == "train":
             feats = self._augment(feats)

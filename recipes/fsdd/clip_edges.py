@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
+
+from asr.augment import edge_span
 
 FRAME_S = 0.010  # energy frame for finding the edges, seconds
 EDGE_S = 0.020  # what --report measures at each end, seconds
@@ -38,12 +41,17 @@ def frame_energy_db(audio: np.ndarray, frame: int) -> np.ndarray:
 
 def clip(audio: np.ndarray, rate: int, start_db: float, end_db: float) -> np.ndarray:
     """Cut both ends where the frame energy first/last comes within `start_db`/`end_db` (both
-    negative) of the loudest frame; whole frames only."""
+    negative) of the loudest frame; whole frames only (the cut training applies on the fly,
+    `asr.augment.edge_span`, at this recording's rate)."""
     frame = round(FRAME_S * rate)
-    energy = frame_energy_db(audio, frame)
-    first = int(np.argmax(energy >= energy.max() + start_db))
-    last = len(energy) - int(np.argmax(energy[::-1] >= energy.max() + end_db))
-    return audio[first * frame : last * frame]
+    first, last = edge_span(
+        torch.from_numpy(audio)[None],  # (1, S)
+        torch.tensor([len(audio)]),
+        torch.tensor([start_db]),
+        torch.tensor([end_db]),
+        frame,
+    )
+    return audio[int(first) * frame : int(last) * frame]
 
 
 def edge_levels(audio: np.ndarray, rate: int) -> tuple[float, float]:
