@@ -267,14 +267,26 @@ class BeamSearchDecoder:
                 results.append(BeamHypothesis("", [], [], 0.0, []))
                 continue
             hypothesis = self._decoder(emissions[b : b + 1], decode_lengths[b : b + 1])[0][0]
-            if hypothesis.score < _NEG_LOG_PROB / 2:
-                # The best survivor spent a token on the appended separator frame: no word
-                # it kept fits the utterance (too short for them, the silent path pruned).
+            if self.uses_lexicon and self._spends_appended_frame(hypothesis, n_frames):
+                # No word the beam kept fits the utterance (too short for them, the silent
+                # path pruned): the best survivor could only end its word there.
                 silent = float(emissions[b, :n_frames, self.tokenizer.blank_id].sum())
                 results.append(BeamHypothesis("", [], [], silent, []))
                 continue
             results.append(self._convert(hypothesis, n_frames))
         return results
+
+    def _spends_appended_frame(self, hypothesis, n_frames: int) -> bool:
+        """Whether the hypothesis's last word is still being spelled at frame `n_frames`, the
+        separator frame `_prepare` appends: a word that fits ends with a separator emitted
+        at or before it (flashlight's timesteps are one ahead of our frames)."""
+        tokens = hypothesis.tokens.tolist()
+        frames = [int(t) - 1 for t in hypothesis.timesteps.tolist()]
+        spelled = [i for i, token in enumerate(tokens) if token != self.separator_id]
+        if not spelled:
+            return False
+        after = spelled[-1] + 1
+        return after == len(tokens) or frames[after] > n_frames
 
     def _convert(self, hypothesis, n_frames: int) -> BeamHypothesis:
         """Flashlight hypothesis -> :class:`BeamHypothesis` (flashlight's paths start with an

@@ -236,3 +236,17 @@ def test_no_lexicon_word_fits_too_few_frames(word_score: float) -> None:
     hypotheses = decoder.decode(short, lengths)
     assert [h.text for h in hypotheses] == ["", "six"]
     assert hypotheses[0].tokens == [] and hypotheses[0].words == []
+
+
+def test_long_unsure_utterance_keeps_its_word() -> None:
+    """A word that fits is kept however low the whole path's score: 20,000 frames of an
+    unsure blank (probability 0.06) put the best path near -56,000 nats, beyond half the
+    appended frame's penalty, which an earlier score threshold took for a misfit."""
+    unsure = torch.full((len(TOKENIZER),), 0.94 / (len(TOKENIZER) - 1))
+    unsure[TOKENIZER.blank_id] = 0.06
+    filler = unsure.log().expand(20_000, -1)
+    log_probs, lengths = batch(torch.cat([emissions(frames_for("six")), filler]))
+    decoder = BeamSearchDecoder(TOKENIZER, lexicon=["six", "set"], beam_size=4)
+    hypothesis = decoder.decode(log_probs, lengths)[0]
+    assert hypothesis.score < -50_000
+    assert hypothesis.text == "six"
