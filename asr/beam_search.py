@@ -269,7 +269,8 @@ class BeamSearchDecoder:
             hypothesis = self._decoder(emissions[b : b + 1], decode_lengths[b : b + 1])[0][0]
             if self.uses_lexicon and self._spends_appended_frame(hypothesis, n_frames):
                 # No word the beam kept fits the utterance (too short for them, the silent
-                # path pruned): the best survivor could only end its word there.
+                # path pruned): the best survivor's last word is unfinished, closed only by
+                # flashlight's end-of-utterance separator.
                 silent = float(emissions[b, :n_frames, self.tokenizer.blank_id].sum())
                 results.append(BeamHypothesis("", [], [], silent, []))
                 continue

@@ -6,8 +6,10 @@
 #                                           # fine-tuned on it for 2 epochs
 #   FULL=1 bash recipes/commands/run.sh     # a model from scratch: 12,000 utterances,
 #                                           # recipes/commands/config.yaml, 8 epochs on a CPU
-#                                           # (61 min on 2 cores), 24 on a GPU; the
-#                                           # bundled model's stages are in README.md
+#                                           # (about 65 min on 2 cores), 24 on a GPU (EPOCHS=N
+#                                           # to choose; with another N, use a new EXP: a run
+#                                           # resumes its last.ckpt); the bundled model's
+#                                           # stages are in README.md
 #
 # Both evaluate the model they train and the bundled model on the same test splits.
 # Idempotent: finished corpora are reused; a killed training resumes from its last.ckpt.
@@ -23,8 +25,9 @@ PY=.venv/bin/python
 if [ "${FULL:-0}" = 1 ]; then
   NUM_TRAIN=${NUM_TRAIN:-12000}; NUM_EVAL=600; EXP=${EXP:-exp/commands}; SEED=0
   DATA=${DATA:-data/commands}
-  # config.yaml's 24 epochs take minutes on a GPU; a 2-core CPU needs about 7 for each, so
-  # there 8 (57 min), which end their learning-rate schedule well within the 80-min max_time.
+  # A 2-core CPU needs about 7 minutes per epoch: config.yaml's 24 would be cut halfway
+  # through their learning-rate schedule by its 80-minute max_time, 8 take 57 minutes.
+  # (24 on a GPU: untimed.)
   EPOCHS=${EPOCHS:-$($PY -c 'import torch; print(24 if torch.cuda.is_available() else 8)')}
   TRAIN_ARGS=(--trainer.max_epochs "$EPOCHS")
 else
