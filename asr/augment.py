@@ -22,6 +22,18 @@ def check_range_db(range_db: tuple[float, float], name: str = "range_db") -> Non
         raise ValueError(f"{name} must be (low, high) with low <= high <= 0, got {range_db}")
 
 
+def frame_energy_db(
+    audio: torch.Tensor, lengths: torch.Tensor, frame: int = EDGE_FRAME
+) -> torch.Tensor:
+    """Mean power of each `frame`-sample frame in dB: (B, S) zero-padded waveforms and (B,)
+    lengths -> (B, S // frame); frames not wholly inside their utterance are -inf."""
+    batch = audio.shape[0]
+    frames = audio.shape[1] // frame
+    power = audio[:, : frames * frame].reshape(batch, frames, frame).square().mean(2)
+    energy = 10 * torch.log10(power + 1e-12)  # (B, N) dB
+    return energy.masked_fill(make_pad_mask(lengths // frame, frames), -math.inf)
+
+
 def edge_span(
     audio: torch.Tensor,
     lengths: torch.Tensor,
@@ -40,11 +52,8 @@ def edge_span(
         (B,) first frame and (B,) last frame + 1; rows with no whole frame give 0 and the
         batch's frame count (callers leave them alone).
     """
-    batch = audio.shape[0]
-    frames = audio.shape[1] // frame
-    power = audio[:, : frames * frame].reshape(batch, frames, frame).square().mean(2)
-    energy = 10 * torch.log10(power + 1e-12)  # (B, N) dB
-    energy = energy.masked_fill(make_pad_mask(lengths // frame, frames), -math.inf)
+    energy = frame_energy_db(audio, lengths, frame)  # (B, N) dB
+    frames = energy.shape[1]
     peak = energy.amax(1, keepdim=True)  # (B, 1)
     # argmax of a bool row is its first True (every row has one: its loudest frame).
     first = (energy >= peak + start_db[:, None]).int().argmax(1)  # (B,)

@@ -26,17 +26,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from asr.augment import edge_span
+from asr.augment import edge_span, frame_energy_db
 
 FRAME_S = 0.010  # energy frame for finding the edges, seconds
 EDGE_S = 0.020  # what --report measures at each end, seconds
 DEFAULT_RANGE_DB = (-30.0, -10.0)  # cut where the energy first reaches this far below the peak
-
-
-def frame_energy_db(audio: np.ndarray, frame: int) -> np.ndarray:
-    """(S,) samples -> (S // frame,) mean power of each whole frame, in dB."""
-    frames = audio[: len(audio) // frame * frame].reshape(-1, frame)
-    return 10 * np.log10((frames**2).mean(axis=1) + 1e-12)
 
 
 def clip(audio: np.ndarray, rate: int, start_db: float, end_db: float) -> np.ndarray:
@@ -56,7 +50,8 @@ def clip(audio: np.ndarray, rate: int, start_db: float, end_db: float) -> np.nda
 
 def edge_levels(audio: np.ndarray, rate: int) -> tuple[float, float]:
     """dB of the first and of the last EDGE_S relative to the loudest EDGE_S."""
-    energy = frame_energy_db(audio, round(EDGE_S * rate))
+    samples = torch.from_numpy(audio)[None]  # (1, S)
+    energy = frame_energy_db(samples, torch.tensor([len(audio)]), round(EDGE_S * rate))[0]
     return float(energy[0] - energy.max()), float(energy[-1] - energy.max())
 
 
