@@ -432,6 +432,76 @@ def test_accents_leave_unaccented_plans_alone():
         synthesize.plan("test", 3, seed=0, pool="test", accent_probability=1.5)
 
 
+def test_native_phonemes_use_plain_vowels_and_keep_stress():
+    three = accent.native_phonemes(["T", "Q", "'i:"])
+    assert three == ["T", "r", "'i"]  # the first language's own r and i
+    assert accent.native_phonemes(["f", "'aI", "v"]) == ["f", "'a", "j", "v"]
+    assert accent.native_phonemes(["p"]) == ["p"]
+    assert set(accent.FIRST_LANGUAGE_VOICES) == set(accent.ACCENTS)
+
+
+@needs_tts
+def test_native_phonemes_are_all_read_by_their_language():
+    # Each first language's espeak-ng voice reads every word's phonemes back without dropping
+    # any; it may join t+s (and d+z) into one affricate, i+E into one diphthong.
+    rng = random.Random(2)
+    for name, language in accent.FIRST_LANGUAGE_VOICES.items():
+        command = ["espeak-ng", "-v", language, "-q", "-x", "--sep=_"]
+        for word in grammar.vocabulary():
+            ours = accent.native_phonemes(
+                accent.accent_word(accent.english_phonemes(word), name, 1.0, rng)
+            )
+            result = subprocess.run(
+                [*command, f"[[{''.join(ours)}]]"], capture_output=True, text=True, check=True
+            )
+            theirs = [p for w in result.stdout.split() for p in w.split("_") if p.strip("',;")]
+            joined = sum("".join(_bases(ours)).count(pair) for pair in ("ts", "dz", "iE"))
+            assert len(ours) - joined <= len(theirs) <= len(ours), (name, word, ours, theirs)
+
+
+@needs_tts
+def test_native_plans_change_only_the_language_and_phonemes():
+    accented = synthesize.plan("train", 60, seed=5, pool="train", accent_probability=1.0)
+    native = synthesize.plan(
+        "train", 60, seed=5, pool="train", accent_probability=1.0, native_probability=1.0
+    )
+    for a, b in zip(accented, native, strict=True):
+        assert (a.text, a.augment, a.accent, a.accent_strength) == (
+            b.text,
+            b.augment,
+            b.accent,
+            b.accent_strength,
+        )
+        assert a.voice.identity == b.voice.identity  # the same timbre, so the same pool
+        if b.phonemes:
+            language = accent.FIRST_LANGUAGE_VOICES[b.accent]
+            assert b.voice.name.split("+")[0] == language and b.digest != a.digest
+        else:
+            assert a == b  # flite
+    half = synthesize.plan(
+        "train", 200, seed=5, pool="train", accent_probability=1.0, native_probability=0.5
+    )
+    spoken_natively = sum(
+        u.voice.name.split("+")[0] in accent.FIRST_LANGUAGE_VOICES.values() for u in half
+    )
+    assert 60 < spoken_natively < 100  # about half of the ~160 espeak utterances
+    with pytest.raises(ValueError, match="native_probability"):
+        synthesize.plan("test", 3, seed=0, pool="test", native_probability=-0.1)
+
+
+@needs_tts
+def test_speak_native_utterance():
+    utterance = next(
+        u
+        for u in synthesize.plan(
+            "train", 20, seed=0, pool="train", accent_probability=1.0, native_probability=1.0
+        )
+        if u.phonemes
+    )
+    audio = synthesize.speak(utterance)
+    assert audio.size > 0.3 * SAMPLE_RATE and np.abs(audio).max() > 0.05
+
+
 @needs_tts
 def test_speak_accented_utterance(tmp_path):
     utterance = next(

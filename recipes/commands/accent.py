@@ -91,6 +91,25 @@ ACCENTS: dict[str, tuple[dict[str, float], str, frozenset[str]]] = {
     ),
 }  # fmt: skip
 STRENGTH = (0.4, 1.0)  # each speaker applies the rules with probability x strength
+# First language -> the espeak-ng language whose phoneme table speaks the accented English
+# when asked (`native_phonemes`): the first language's own vowels, r and rhythm, where the
+# rules above only choose among English sounds.
+FIRST_LANGUAGE_VOICES = {
+    "french": "fr", "spanish": "es", "german": "de", "italian": "it", "greek": "el",
+    "slavic": "pl", "indian": "hi",
+}  # fmt: skip
+# English phoneme -> the plain sounds a first language without it says instead. Phonemes not
+# listed (p b t d k g f v s z S Z m n l r w j h x T D N tS dZ a e E i o O u @) are mnemonics
+# every espeak-ng language reads, each in its own way (r is French's uvular r in "fr").
+NATIVE_PHONEMES = {
+    "i:": "i", "I": "i", "I2": "i", "I#": "i", "i@": "i r", "i@3": "i r", "eI": "e j",
+    "e@": "E r", "3": "E r", "3:": "E r", "@L": "E l", "@2": "@", "a#": "a", "aa": "a",
+    "A:": "a", "A@": "a r", "V": "a", "0": "o", "O:": "O", "O2": "O", "O@": "O r",
+    "o@": "O r", "oU": "o", "u:": "u", "U": "u", "U@": "u r", "aI": "a j", "aU": "a w",
+    "OI": "O j", "aI@": "a j E r", "aI3": "a j E r", "aU3": "a w E r",
+    "Q": "r", "X": "r", "R": "r", "r-": "r", "t#": "t", "t2": "t", "d#": "d", "l/": "l",
+    "n-": "n", "z/": "z",
+}  # fmt: skip
 VOWELS = frozenset((
     "a", "a#", "aa", "A:", "A@", "aI", "aI@", "aU", "e", "E", "eI", "i", "i:", "i@", "I", "I2",
     "I#", "o", "O", "O:", "O@", "O2", "o@", "oU", "0", "u", "u:", "U", "V", "@", "@2", "@L",
@@ -168,9 +187,32 @@ def _stress_last_vowel(phonemes: list[str]) -> list[str]:
     return ["'" + b if i == vowels[-1] else b for i, b in enumerate(bases)]
 
 
-def accented_phonemes(text: str, accent: str, strength: float, rng: random.Random) -> str:
-    """espeak phoneme input for `text` spoken with `accent`: ``"[[t'ri: f'OQ]]"``."""
-    words = ["".join(accent_word(english_phonemes(w), accent, strength, rng)) for w in text.split()]
+def native_phonemes(phonemes: list[str]) -> list[str]:
+    """Accented English phonemes as a first language's own (`NATIVE_PHONEMES`), stress kept.
+
+    ``["T", "r", "'i:"]`` becomes ``["T", "r", "'i"]``: spoken by the "fr" voice, a French
+    r and a French i.
+    """
+    out: list[str] = []
+    for phoneme in phonemes:
+        stress, base = _split_stress(phoneme)
+        for i, p in enumerate(NATIVE_PHONEMES.get(base, base).split()):
+            out.append((stress if i == 0 else "") + p)
+    return out
+
+
+def accented_phonemes(
+    text: str, accent: str, strength: float, rng: random.Random, native: bool = False
+) -> str:
+    """espeak phoneme input for `text` spoken with `accent`: ``"[[t'ri: f'OQ]]"``.
+
+    With `native`, in the first language's phonemes (`native_phonemes`), to be spoken by
+    its espeak-ng language (`FIRST_LANGUAGE_VOICES`).
+    """
+    words = []
+    for word in text.split():
+        phonemes = accent_word(english_phonemes(word), accent, strength, rng)
+        words.append("".join(native_phonemes(phonemes) if native else phonemes))
     return "[[" + " ".join(words) + "]]"
 
 

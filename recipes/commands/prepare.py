@@ -49,6 +49,7 @@ def prepare(
     domain_weights: dict[str, float] | None = None,
     accent_probability: float = 0.0,
     festival_probability: float = 0.0,
+    native_probability: float = 0.0,
 ) -> dict[str, list[Record]]:
     """Synthesise the corpus and write its manifests, word list and voice pools.
 
@@ -64,6 +65,8 @@ def prepare(
             (accent.py), in every split.
         festival_probability: share of train and dev utterances spoken by festival's
             voices instead (the test pool has none).
+        native_probability: share of the accented utterances spoken in the first
+            language's own phonemes by its espeak-ng language (accent.native_phonemes).
 
     Returns:
         The records written, per split.
@@ -88,6 +91,7 @@ def prepare(
             domain_weights,
             accent_probability,
             festival_probability,
+            native_probability,
         )
     ]
     check_disjoint(plans)
@@ -157,6 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="P",
         help="share of train/dev utterances spoken by festival's voices (default: 0)",
     )
+    parser.add_argument(
+        "--native-probability",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of accented utterances spoken by the first language's own espeak-ng "
+        "phonemes and language (default: 0)",
+    )
     args = parser.parse_args(argv)
     counts = {split: getattr(args, f"num_{split}") for split in DEFAULT_COUNTS}
     start = time.perf_counter()
@@ -170,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.domain_weights,
             args.accent_probability,
             args.festival_probability,
+            args.native_probability,
         )
     except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

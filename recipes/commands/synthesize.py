@@ -270,6 +270,7 @@ def plan(
     domain_weights: dict[str, float] | None = None,
     accent_probability: float = 0.0,
     festival_probability: float = 0.0,
+    native_probability: float = 0.0,
 ) -> list[Utterance]:
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
@@ -283,12 +284,19 @@ def plan(
     (accent.py); the accent draws use their own random stream, so the texts, voices and
     augmentation are those of the same seed without accents. `festival_probability` is the
     share of utterances spoken by festival instead (pools without festival voices: none),
-    also drawn from a stream of its own.
+    also drawn from a stream of its own. `native_probability` is the share of accented
+    utterances spoken through the first language's own espeak-ng phonemes and language
+    ("fr+m1" for "en-us+m1": accent.native_phonemes), again from a stream of its own.
 
     Raises:
-        ValueError: `accent_probability` or `festival_probability` is not in [0, 1].
+        ValueError: a probability is not in [0, 1].
     """
-    for name, p in (("accent", accent_probability), ("festival", festival_probability)):
+    probabilities = {
+        "accent": accent_probability,
+        "festival": festival_probability,
+        "native": native_probability,
+    }
+    for name, p in probabilities.items():
         if not 0 <= p <= 1:
             raise ValueError(f"{name}_probability must be in [0, 1], got {p}")
     espeak, flite, festival = voices(pool)
@@ -314,7 +322,13 @@ def plan(
         accent_rng = random.Random(f"{seed}:{split}:{index}:accent")
         if voice.engine == "espeak" and accent_rng.random() < accent_probability:
             language, strength = accent.draw_accent(accent_rng)
-            phonemes = accent.accented_phonemes(text, language, strength, accent_rng)
+            native_rng = random.Random(f"{seed}:{split}:{index}:native")
+            native = native_rng.random() < native_probability
+            phonemes = accent.accented_phonemes(text, language, strength, accent_rng, native)
+            if native:
+                variant = voice.name.partition("+")[2]
+                first = accent.FIRST_LANGUAGE_VOICES[language]
+                voice = Voice("espeak", f"{first}+{variant}" if variant else first)
         utterances.append(
             Utterance(
                 split=split,
