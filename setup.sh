@@ -10,14 +10,20 @@ if ! command -v espeak-ng >/dev/null || ! command -v flite >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng flite >/dev/null
 fi
-# festival's two diphone voices are optional (prepare.py --festival-probability; their tests
-# skip without them), so a machine that cannot install them still sets up.
-FESTIVAL="festival festvox-kdlpc16k festvox-kallpc16k"
-if ! dpkg -s $FESTIVAL >/dev/null 2>&1; then
+# Optional packages: a machine that cannot install them still sets up, and their tests skip.
+optional() {  # optional "what they are for" package...
+  local why=$1
+  shift
+  dpkg -s "$@" >/dev/null 2>&1 && return
   { $SUDO apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $FESTIVAL >/dev/null; } ||
-    echo "setup.sh: festival not installed (optional: prepare.py --festival-probability)"
-fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null; } ||
+    echo "setup.sh: $* not installed (optional: $why)"
+}
+# festival's two diphone voices: prepare.py --festival-probability.
+optional "recipes/commands/prepare.py --festival-probability" \
+  festival festvox-kdlpc16k festvox-kallpc16k
+# Asterisk's English prompts, a real speaker: recipes/asterisk's test sets.
+optional "recipes/asterisk" asterisk-core-sounds-en-wav asterisk-core-sounds-en
 
 PYTHON=$(command -v python3.11 || command -v python3)
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "asr needs Python >= 3.11"'

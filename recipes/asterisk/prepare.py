@@ -1,0 +1,211 @@
+"""Asterisk's English prompts (Allison Smith) -> data/asterisk/{prompts,strings}.jsonl.
+
+A real speaker for testing that no recipe trains on: the professional US English female voice
+of the Asterisk PBX's prompts, 8 kHz, CC BY-SA 3.0, from Debian's packages
+``asterisk-core-sounds-en-wav`` (the audio) and ``asterisk-core-sounds-en`` (the transcripts,
+``core-sounds-en.txt.gz``). Two test sets:
+
+- prompts.jsonl: every prompt whose transcript is made only of words of the commands
+  grammar (digits, teens, tens, hundred, oh, o'clock, minutes, seconds, hours, pause, no...),
+  read where it is, except letter names (``letters/a`` is the letter, not the word) and
+  words that sound like another word of the grammar when said alone (``for``: four).
+- strings.jsonl: digit strings (3-5 digits, "oh" for some zeros) and numbers 21-99 spoken
+  by joining her prompts for the digits and tens, each cut to its speech, with 0.05-0.25 s
+  of silence between them, as an answering machine says a number; written to
+  ``OUT/wav/`` at her 8 kHz. The same seed gives the same files; a re-run rewrites them.
+
+Usage::
+
+    apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en
+    python recipes/asterisk/prepare.py
+    python recipes/asterisk/prepare.py --sounds DIR --transcripts FILE --strings 400
+"""
+
+import argparse
+import gzip
+import importlib.util
+import logging
+import random
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from asr.files import write_atomically
+from asr.manifest import Record, collect_records, write_manifest
+from asr.text import normalize_text, number_to_words
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SOUNDS = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+DEFAULT_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+DEFAULT_OUT = REPO_ROOT / "data" / "asterisk"
+SPEAKER = "allison"
+PACKAGES = "asterisk-core-sounds-en-wav asterisk-core-sounds-en"
+# said alone, these sound like another word of the grammar: not a fair test of a recogniser
+AMBIGUOUS = {"for": "four", "to": "two", "too": "two", "won": "one", "ate": "eight"}
+SKIPPED_FOLDERS = ("letters/",)  # letter names: "a" is [eI], not the word a
+DEFAULT_STRINGS = 200
+DIGIT_STRING_LENGTHS = (3, 5)  # digits per digit string, inclusive
+NUMBER_SHARE = 0.4  # share of the strings that are numbers 21-99, not digit strings
+OH_PROBABILITY = 0.3  # a zero in a digit string is said "oh" this often
+GAP_S = (0.05, 0.25)  # silence between two joined prompts, seconds
+EDGE_S = (0.1, 0.3)  # silence before the first and after the last, seconds
+SPEECH_RANGE_DB = 40.0  # a prompt is cut to the 10 ms frames within this of its loudest
+MARGIN_S = 0.03  # kept on each side of the cut, seconds
+
+logger = logging.getLogger("asterisk")
+
+
+def grammar_words() -> set[str]:
+    """Every word of the commands recipe's grammar (recipes/commands/grammar.py)."""
+    path = REPO_ROOT / "recipes" / "commands" / "grammar.py"
+    spec = importlib.util.spec_from_file_location("commands_grammar", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return set(module.vocabulary())
+
+
+def read_transcripts(path: Path) -> dict[str, str]:
+    """Prompt name -> text from ``name: text`` lines (gzip or plain); ``;`` lines are comments."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    prompts = {}
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            name, colon, text = line.partition(":")
+            if colon and not line.startswith(";") and name.strip():
+                prompts[name.strip()] = text.strip()
+    return prompts
+
+
+def command_prompts(transcripts: dict[str, str], words: set[str]) -> dict[str, str]:
+    """The prompts a command recogniser can be fairly tested on: name -> normalised text."""
+    kept = {}
+    for name, text in sorted(transcripts.items()):
+        normalized = normalize_text(text.replace(".", " "))
+        if not normalized or name.startswith(SKIPPED_FOLDERS) or normalized in AMBIGUOUS:
+            continue
+        if set(normalized.split()) <= words:
+            kept[name] = normalized
+    return kept
+
+
+def speech_part(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(S,) audio cut to its speech: the 10 ms frames within SPEECH_RANGE_DB of the loudest."""
+    frame = sample_rate // 100
+    n = len(audio) // frame
+    energy = np.square(audio[: n * frame].reshape(n, frame)).mean(axis=1)
+    level = 10 * np.log10(energy + 1e-20)
+    loud = np.flatnonzero(level >= level.max() - SPEECH_RANGE_DB)
+    margin = round(MARGIN_S * sample_rate)
+    start = max(int(loud[0]) * frame - margin, 0)
+    end = min((int(loud[-1]) + 1) * frame + margin, len(audio))
+    return audio[start:end]
+
+
+def draw_string(rng: random.Random) -> tuple[list[str], str]:
+    """(prompt names, text) of one digit string or number 21-99."""
+    if rng.random() < NUMBER_SHARE:
+        number = rng.randrange(21, 100)
+        names = [f"digits/{number - number % 10}"]
+        if number % 10:
+            names.append(f"digits/{number % 10}")
+        return names, number_to_words(number)
+    digits = [rng.randrange(10) for _ in range(rng.randint(*DIGIT_STRING_LENGTHS))]
+    names, spoken = [], []
+    for d in digits:
+        oh = d == 0 and rng.random() < OH_PROBABILITY
+        names.append("digits/oh" if oh else f"digits/{d}")
+        spoken.append("oh" if oh else number_to_words(d))
+    return names, " ".join(spoken)
+
+
+def join_prompts(clips: list[np.ndarray], sample_rate: int, rng: random.Random) -> np.ndarray:
+    """(S,) clips (each already cut to its speech) with random silences between and around."""
+
+    def silence(seconds: tuple[float, float]) -> np.ndarray:
+        return np.zeros(round(rng.uniform(*seconds) * sample_rate), np.float32)
+
+    parts = [silence(EDGE_S)]
+    for i, clip in enumerate(clips):
+        parts += [clip] if i == 0 else [silence(GAP_S), clip]
+    parts.append(silence(EDGE_S))
+    return np.concatenate(parts)
+
+
+def string_items(
+    sounds: Path, out: Path, count: int, seed: int
+) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    """Write `count` joined strings under ``out/wav/``; yield (audio, text, extra keys)."""
+    rng = random.Random(seed)
+    cache: dict[str, tuple[np.ndarray, int]] = {}
+    for index in range(count):
+        names, text = draw_string(rng)
+        clips = []
+        for name in names:
+            if name not in cache:
+                audio, rate = sf.read(sounds / f"{name}.wav", dtype="float32", always_2d=True)
+                cache[name] = speech_part(audio.mean(axis=1), rate), rate
+            clips.append(cache[name])
+        rates = {rate for _, rate in clips}
+        if len(rates) != 1:
+            raise ValueError(f"{sounds}: prompts {names} differ in sample rate {sorted(rates)}")
+        rate = rates.pop()
+        audio = join_prompts([clip for clip, _ in clips], rate, rng)
+        path = out / "wav" / f"string_{index:04d}.wav"
+        write_atomically(
+            path, lambda tmp, a=audio, r=rate: sf.write(tmp, a, r, "PCM_16", format="WAV")
+        )
+        yield path, text, {"speaker": SPEAKER, "prompts": " ".join(names)}
+
+
+def prepare(
+    sounds: Path, transcripts: Path, out: Path, strings: int = DEFAULT_STRINGS, seed: int = 0
+) -> dict[str, list[Record]]:
+    """Write ``out/prompts.jsonl`` and ``out/strings.jsonl``; return their records.
+
+    Raises:
+        FileNotFoundError: the sounds folder or the transcripts file is missing (the message
+            names the Debian packages that install them).
+    """
+    for path in (sounds, transcripts):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found (Debian: apt-get install {PACKAGES})")
+    prompts = command_prompts(read_transcripts(transcripts), grammar_words())
+    items = ((sounds / f"{name}.wav", text, {"speaker": SPEAKER}) for name, text in prompts.items())
+    records = {
+        "prompts": collect_records(items, f"asterisk prompts in {sounds}"),
+        "strings": collect_records(string_items(sounds, out, strings, seed), "joined prompts"),
+    }
+    for name, split in records.items():
+        write_manifest(out / f"{name}.jsonl", split)
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sounds", type=Path, default=DEFAULT_SOUNDS, help="prompt folder")
+    parser.add_argument(
+        "--transcripts", type=Path, default=DEFAULT_TRANSCRIPTS, help="core-sounds-en.txt(.gz)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument("--strings", type=int, default=DEFAULT_STRINGS, help="joined strings")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the joined strings")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        records = prepare(args.sounds, args.transcripts, args.out, args.strings, args.seed)
+    except (OSError, ValueError, sf.LibsndfileError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for name, split in records.items():
+        words = sum(len(r["text"].split()) for r in split)
+        print(f"{args.out / name}.jsonl: {len(split)} utterances, {words} words")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
