@@ -14,7 +14,9 @@ fi
 optional() {  # optional "what they are for" package...
   local why=$1
   shift
-  dpkg -s "$@" >/dev/null 2>&1 && return
+  # installed means "ii"; dpkg -s also succeeds for removed packages that left their config
+  [ "$(dpkg-query -W -f='${db:Status-Abbrev}\n' "$@" 2>/dev/null | grep -c '^ii')" -eq $# ] &&
+    return
   { $SUDO apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null; } ||
     echo "setup.sh: $* not installed (optional: $why)"

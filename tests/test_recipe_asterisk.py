@@ -111,6 +111,35 @@ def test_speech_part_cuts_the_quiet_edges():
     audio = tone(0.5, 300).astype(np.float32)
     cut = asterisk.speech_part(audio, RATE)
     assert abs(len(cut) - (0.5 + 0.06) * RATE) <= 80  # the tone and 30 ms margins, +- a frame
+    with pytest.raises(ValueError, match="shorter than 10 ms"):
+        asterisk.speech_part(audio[:79], RATE)
+
+
+def test_a_broken_prompt_skips_only_the_strings_that_need_it(tmp_path, caplog):
+    sounds, transcripts = make_prompts(tmp_path)
+    whole = asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=40)["strings"]
+    (sounds / "digits/7.wav").write_bytes(b"not a wav file")
+    kept = asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=40)["strings"]
+    assert "digits/7.wav" in caplog.text and "skipping the strings" in caplog.text
+    assert [r["text"] for r in kept] == [
+        r["text"] for r in whole if "digits/7" not in r["prompts"].split()
+    ]
+    assert len(kept) < len(whole)
+    on_disk = sorted(p.name for p in (tmp_path / "out/wav").glob("*.wav"))
+    assert on_disk == sorted(Path(r["audio"]).name for r in kept)  # no stale string left
+    asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=5)
+    assert len(list((tmp_path / "out/wav").glob("*.wav"))) <= 5  # a smaller run removes the rest
+
+
+def test_bad_transcripts_and_rates_are_named(tmp_path):
+    sounds, transcripts = make_prompts(tmp_path)
+    twice = tmp_path / "twice.txt"
+    twice.write_text("digits/1: one\ndigits/1: one\n")
+    with pytest.raises(ValueError, match=r"twice.txt:2: prompt 'digits/1' is listed twice"):
+        asterisk.read_transcripts(twice)
+    sf.write(sounds / "digits/20.wav", tone(0.3, 300), 16000, "PCM_16")  # not 8 kHz
+    with pytest.raises(ValueError, match="differ in sample rate"):
+        asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=100)
 
 
 def test_missing_package_names_the_packages(tmp_path):
@@ -119,7 +148,10 @@ def test_missing_package_names_the_packages(tmp_path):
     assert asterisk.main(["--sounds", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 1
 
 
-@pytest.mark.skipif(not asterisk.DEFAULT_SOUNDS.is_dir(), reason="Debian's prompts not installed")
+@pytest.mark.skipif(
+    not (asterisk.DEFAULT_SOUNDS.is_dir() and asterisk.DEFAULT_TRANSCRIPTS.is_file()),
+    reason="Debian's prompts or their transcripts are not installed",
+)
 def test_the_installed_prompts(tmp_path):
     records = asterisk.prepare(
         asterisk.DEFAULT_SOUNDS, asterisk.DEFAULT_TRANSCRIPTS, tmp_path, strings=5

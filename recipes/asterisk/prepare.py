@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+import torch
 
+from asr.augment import frame_energy_db
 from asr.files import write_atomically
 from asr.manifest import Record, collect_records, write_manifest
 from asr.text import normalize_text, number_to_words
@@ -44,8 +46,9 @@ DEFAULT_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-e
 DEFAULT_OUT = REPO_ROOT / "data" / "asterisk"
 SPEAKER = "allison"
 PACKAGES = "asterisk-core-sounds-en-wav asterisk-core-sounds-en"
-# said alone, these sound like another word of the grammar: not a fair test of a recogniser
-AMBIGUOUS = {"for": "four", "to": "two", "too": "two", "won": "one", "ate": "eight"}
+# said alone, these sound like another word of the grammar (four, two, one, eight): not a
+# fair test of a recogniser
+AMBIGUOUS = frozenset({"for", "to", "too", "won", "ate"})
 SKIPPED_FOLDERS = ("letters/",)  # letter names: "a" is [eI], not the word a
 DEFAULT_STRINGS = 200
 DIGIT_STRING_LENGTHS = (3, 5)  # digits per digit string, inclusive
@@ -69,14 +72,23 @@ def grammar_words() -> set[str]:
 
 
 def read_transcripts(path: Path) -> dict[str, str]:
-    """Prompt name -> text from ``name: text`` lines (gzip or plain); ``;`` lines are comments."""
+    """Prompt name -> text from ``name: text`` lines (gzip or plain); ``;`` lines are comments.
+
+    Raises:
+        ValueError: a prompt is named twice (the message gives the file and line).
+        UnicodeDecodeError: the file is not UTF-8.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    prompts = {}
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        for line in f:
+    prompts: dict[str, str] = {}
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
             name, colon, text = line.partition(":")
-            if colon and not line.startswith(";") and name.strip():
-                prompts[name.strip()] = text.strip()
+            name = name.strip()
+            if not colon or line.startswith(";") or not name:
+                continue
+            if name in prompts:
+                raise ValueError(f"{path}:{number}: prompt {name!r} is listed twice")
+            prompts[name] = text.strip()
     return prompts
 
 
@@ -93,11 +105,16 @@ def command_prompts(transcripts: dict[str, str], words: set[str]) -> dict[str, s
 
 
 def speech_part(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(S,) audio cut to its speech: the 10 ms frames within SPEECH_RANGE_DB of the loudest."""
+    """(S,) audio cut to its speech: the 10 ms frames within SPEECH_RANGE_DB of the loudest.
+
+    Raises:
+        ValueError: the audio is shorter than one 10 ms frame.
+    """
     frame = sample_rate // 100
-    n = len(audio) // frame
-    energy = np.square(audio[: n * frame].reshape(n, frame)).mean(axis=1)
-    level = 10 * np.log10(energy + 1e-20)
+    if frame == 0 or len(audio) < frame:
+        raise ValueError(f"{len(audio)} samples at {sample_rate} Hz: shorter than 10 ms")
+    lengths = torch.tensor([len(audio)])
+    level = frame_energy_db(torch.from_numpy(audio)[None], lengths, frame)[0].numpy()  # (N,) dB
     loud = np.flatnonzero(level >= level.max() - SPEECH_RANGE_DB)
     margin = round(MARGIN_S * sample_rate)
     start = max(int(loud[0]) * frame - margin, 0)
@@ -122,6 +139,16 @@ def draw_string(rng: random.Random) -> tuple[list[str], str]:
     return names, " ".join(spoken)
 
 
+def _read_prompt(path: Path) -> tuple[np.ndarray, int] | None:
+    """(its speech (S,), sample rate), or None with a warning when it cannot be used."""
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        return speech_part(audio.mean(axis=1), rate), rate
+    except (sf.LibsndfileError, ValueError) as err:
+        logger.warning("skipping the strings that need %s: %s", path, err)
+        return None
+
+
 def join_prompts(clips: list[np.ndarray], sample_rate: int, rng: random.Random) -> np.ndarray:
     """(S,) clips (each already cut to its speech) with random silences between and around."""
 
@@ -138,23 +165,32 @@ def join_prompts(clips: list[np.ndarray], sample_rate: int, rng: random.Random) 
 def string_items(
     sounds: Path, out: Path, count: int, seed: int
 ) -> Iterator[tuple[Path, str, dict[str, Any]]]:
-    """Write `count` joined strings under ``out/wav/``; yield (audio, text, extra keys)."""
-    rng = random.Random(seed)
-    cache: dict[str, tuple[np.ndarray, int]] = {}
+    """Write `count` joined strings under ``out/wav/``; yield (audio, text, extra keys).
+
+    A string that needs an unreadable prompt is skipped (with one warning per prompt), and
+    the others go on. Strings left from an earlier run with a larger `count` are removed.
+    """
+    cache: dict[str, tuple[np.ndarray, int] | None] = {}
+    for old in (out / "wav").glob("string_*.wav"):
+        number = old.stem.removeprefix("string_")
+        if number.isdigit() and int(number) >= count:
+            old.unlink()
     for index in range(count):
+        rng = random.Random(f"{seed}:{index}")  # string i is the same whatever is skipped
         names, text = draw_string(rng)
-        clips = []
         for name in names:
             if name not in cache:
-                audio, rate = sf.read(sounds / f"{name}.wav", dtype="float32", always_2d=True)
-                cache[name] = speech_part(audio.mean(axis=1), rate), rate
-            clips.append(cache[name])
+                cache[name] = _read_prompt(sounds / f"{name}.wav")
+        clips = [cache[name] for name in names]
+        path = out / "wav" / f"string_{index:04d}.wav"
+        if any(clip is None for clip in clips):
+            path.unlink(missing_ok=True)  # an earlier run's string of this number is not it
+            continue
         rates = {rate for _, rate in clips}
         if len(rates) != 1:
             raise ValueError(f"{sounds}: prompts {names} differ in sample rate {sorted(rates)}")
         rate = rates.pop()
         audio = join_prompts([clip for clip, _ in clips], rate, rng)
-        path = out / "wav" / f"string_{index:04d}.wav"
         write_atomically(
             path, lambda tmp, a=audio, r=rate: sf.write(tmp, a, r, "PCM_16", format="WAV")
         )
@@ -166,9 +202,17 @@ def prepare(
 ) -> dict[str, list[Record]]:
     """Write ``out/prompts.jsonl`` and ``out/strings.jsonl``; return their records.
 
+    Args:
+        sounds: the folder of her prompts (``digits/1.wav``, ...).
+        transcripts: ``core-sounds-en.txt(.gz)``, a ``name: text`` line per prompt.
+        out: the output folder.
+        strings: how many digit strings and numbers to join.
+        seed: seed of the joined strings; the same seed gives the same files.
+
     Raises:
         FileNotFoundError: the sounds folder or the transcripts file is missing (the message
             names the Debian packages that install them).
+        ValueError: the transcripts name a prompt twice, or joined prompts differ in rate.
     """
     for path in (sounds, transcripts):
         if not path.exists():
