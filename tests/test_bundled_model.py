@@ -98,3 +98,31 @@ def test_degraded_files_of_an_unseen_voice(recordings, tmp_path, variant):
         hyps.append(recognizer.transcribe(out)[0].text)
     errors = word_errors(refs, hyps)
     assert errors.errors <= 1, (variant, list(zip(refs, hyps, strict=True)))
+
+
+def test_compare_models_scores_each_model_under_each_condition(recordings, tmp_path):
+    manifest = tmp_path / "some.jsonl"
+    picked = list(recordings.items())[:3]
+    manifest.write_text(
+        "".join(
+            json.dumps({"audio": str(p), "text": t, "duration": sf.info(p).duration}) + "\n"
+            for p, t in picked
+        )
+    )
+    script = REPO / "recipes/commands/compare_models.py"
+    model = str(BUNDLED_MODEL)
+    command = [sys.executable, str(script), model, model, "--manifests", str(manifest)]
+    result = subprocess.run(
+        [*command, "--surround", str(manifest)], capture_output=True, text=True, check=True
+    )
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if "| " in line]
+    table = [r for r in rows if r[0].startswith("| ") and r[0] != "| manifest"][1:]
+    assert [r[1] for r in table] == [
+        "as recorded",
+        "0.3 s zeros",
+        "1 s zeros",
+        "0.5 s, noise at 30 dB",
+    ]
+    for row in table:
+        first, second = float(row[2]), float(row[3].rstrip(" |"))
+        assert first == second and 0 <= first <= 100  # one model twice: the same noise, same WER

@@ -485,6 +485,12 @@ def test_native_plans_change_only_the_language_and_phonemes():
         u.voice.name.split("+")[0] in accent.FIRST_LANGUAGE_VOICES.values() for u in half
     )
     assert 60 < spoken_natively < 100  # about half of the ~160 espeak utterances
+    # espeak's default voice ("en-us", no variant) becomes the language alone: "fr", not "fr+"
+    many = synthesize.plan(
+        "train", 400, seed=5, pool="train", accent_probability=1.0, native_probability=1.0
+    )
+    plain = [u.voice.name for u in many if u.phonemes and "+" not in u.voice.name]
+    assert plain and set(plain) <= set(accent.FIRST_LANGUAGE_VOICES.values())
     with pytest.raises(ValueError, match="native_probability"):
         synthesize.plan("test", 3, seed=0, pool="test", native_probability=-0.1)
 

@@ -206,8 +206,13 @@ def accented_phonemes(
 ) -> str:
     """espeak phoneme input for `text` spoken with `accent`: ``"[[t'ri: f'OQ]]"``.
 
-    With `native`, in the first language's phonemes (`native_phonemes`), to be spoken by
-    its espeak-ng language (`FIRST_LANGUAGE_VOICES`).
+    Args:
+        text: the words, space-separated.
+        accent: a first language, a key of `ACCENTS`.
+        strength: how often its habits apply, 0 (native English) to 1.
+        rng: the accent's random stream.
+        native: give the first language's phonemes (`native_phonemes`), to be spoken by
+            its espeak-ng language (`FIRST_LANGUAGE_VOICES`), not English ones.
     """
     words = []
     for word in text.split():

@@ -87,11 +87,11 @@ def prepare(
             count,
             seed,
             SPLIT_POOLS[split],
-            augment,
-            domain_weights,
-            accent_probability,
-            festival_probability,
-            native_probability,
+            augment=augment,
+            domain_weights=domain_weights,
+            accent_probability=accent_probability,
+            festival_probability=festival_probability,
+            native_probability=native_probability,
         )
     ]
     check_disjoint(plans)
