@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from asr.augment import frame_energy_db
+from asr.augment import edge_span
 from asr.files import write_atomically
 from asr.manifest import Record, collect_records, write_manifest
 from asr.text import normalize_text, number_to_words
@@ -113,12 +113,13 @@ def speech_part(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     frame = sample_rate // 100
     if frame == 0 or len(audio) < frame:
         raise ValueError(f"{len(audio)} samples at {sample_rate} Hz: shorter than 10 ms")
-    lengths = torch.tensor([len(audio)])
-    level = frame_energy_db(torch.from_numpy(audio)[None], lengths, frame)[0].numpy()  # (N,) dB
-    loud = np.flatnonzero(level >= level.max() - SPEECH_RANGE_DB)
+    level = torch.tensor([-SPEECH_RANGE_DB])
+    first, last = edge_span(
+        torch.from_numpy(audio)[None], torch.tensor([len(audio)]), level, level, frame
+    )
     margin = round(MARGIN_S * sample_rate)
-    start = max(int(loud[0]) * frame - margin, 0)
-    end = min((int(loud[-1]) + 1) * frame + margin, len(audio))
+    start = max(int(first) * frame - margin, 0)
+    end = min(int(last) * frame + margin, len(audio))
     return audio[start:end]
 
 
