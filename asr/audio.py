@@ -25,6 +25,13 @@ class AudioError(Exception):
         self.reason = reason
 
 
+def unreadable(path: str | Path, err: Exception) -> str:
+    """Why `path` could not be opened; libsndfile calls a missing file a "System error"."""
+    if not Path(path).exists():
+        return "cannot read audio (no such file)"
+    return f"cannot read audio ({err})"
+
+
 def resample(audio: torch.Tensor, orig_rate: int, new_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """Band-limited resampling of the last dimension (torchaudio's windowed sinc)."""
     if orig_rate == new_rate:
@@ -62,7 +69,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
                 )
             ]
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        raise AudioError(path, f"cannot read audio ({err})") from None
+        raise AudioError(path, unreadable(path, err)) from None
     data = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
     if data.shape[0] == 0:
         raise AudioError(path, "the file holds no audio samples")

@@ -105,7 +105,7 @@ INVALID = {
     "truncated header": (lambda p, d: p.write_bytes(good_wav_bytes(d)[:20]), "cannot read"),
     "NaN sample": (lambda p, d: nan_wav(p, np.nan), "NaN or infinite"),
     "inf sample": (lambda p, d: nan_wav(p, np.inf), "NaN or infinite"),
-    "missing file": (lambda p, d: None, "cannot read audio"),
+    "missing file": (lambda p, d: None, "no such file"),
 }
 
 

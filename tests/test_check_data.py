@@ -56,6 +56,8 @@ def test_every_problem_is_reported_with_its_line(tiny_corpus, tmp_path, capsys):
         (8, "duration"),
         (8, "duplicate"),
     }
+    missing = next(p for p in problems if p.line == 4)
+    assert missing.detail == "cannot read audio (no such file)"  # not libsndfile's "System error"
     text = next(p for p in problems if p.kind == "text")
     assert "','" in text.detail and '"yes two"' in text.detail  # what normalisation does
     assert main([str(manifest)]) == 1
