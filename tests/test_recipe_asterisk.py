@@ -45,6 +45,9 @@ for: for
 minutes: Minutes.
 vm-goodbye: Goodbye!
 missing: seven
+spy-nbs: N B S
+ascending-2tone: [ascending tones]
+vm-press: Press 1, or 2.
 """
 
 
@@ -79,6 +82,16 @@ def test_prompts_are_the_fair_command_words(tmp_path):
     assert texts == sorted([*words.split(), "eighty", "thirty", "three", "twenty", "two", "zero"])
     assert all(r["speaker"] == "allison" for r in records["prompts"])
     assert records["strings"] == []
+
+
+def test_training_prompts_are_every_other_plain_prompt(tmp_path):
+    sounds, transcripts = make_prompts(tmp_path)
+    records = asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=0)
+    # not the test prompts nor anything in digits/ or letters/ (the strings' source), not a
+    # sound description or spelt-out letters; "for" is fine to train on, only ambiguous alone
+    assert sorted(r["text"] for r in records["train"]) == ["for", "goodbye", "press one or two"]
+    audio = {Path(r["audio"]).name for r in read_manifest(tmp_path / "out/train.jsonl")}
+    assert audio == {"for.wav", "vm-goodbye.wav", "vm-press.wav"}
 
 
 def test_strings_join_her_prompts_deterministically(tmp_path):
@@ -158,3 +171,7 @@ def test_the_installed_prompts(tmp_path):
     )
     texts = {r["text"] for r in records["prompts"]}
     assert {"zero", "nine", "ninety", "hundred", "minutes"} <= texts and "for" not in texts
+    tested = {r["audio"] for r in records["prompts"]}
+    train = records["train"]
+    assert len(train) > 300 and not tested & {r["audio"] for r in train}
+    assert not any("/digits/" in r["audio"] for r in train)

@@ -1,7 +1,7 @@
-"""Asterisk's English prompts (Allison Smith) -> data/asterisk/{prompts,strings}.jsonl.
+"""Asterisk's English prompts (Allison Smith) -> data/asterisk/{prompts,strings,train}.jsonl.
 
-A real speaker for testing that no recipe trains on: the professional US English female voice
-of the Asterisk PBX's prompts, 8 kHz, CC BY-SA 3.0, from Debian's packages
+A real speaker for testing that no shipped model trains on: the professional US English
+woman who recorded the Asterisk PBX's prompts, 8 kHz, CC BY-SA 3.0, from Debian's packages
 ``asterisk-core-sounds-en-wav`` (the audio) and ``asterisk-core-sounds-en`` (the transcripts,
 ``core-sounds-en.txt.gz``). Two test sets:
 
@@ -13,6 +13,13 @@ of the Asterisk PBX's prompts, 8 kHz, CC BY-SA 3.0, from Debian's packages
   by joining her prompts for the digits and tens, each cut to its speech, with 0.05-0.25 s
   of silence between them, as an answering machine says a number; written to
   ``OUT/wav/`` at her 8 kHz. The same seed gives the same files; a re-run rewrites them.
+
+And one set for training, for recipes that want a real woman's voice (FSDD's speakers are
+all men); a model trained on it has heard her, so her two test sets then measure a seen
+speaker on words said in other prompts or not at all (the digits folder is never in it):
+
+- train.jsonl: every other prompt of plain words (380, 21 minutes): not in the digits,
+  letters or silence folders, no ``[sound]`` descriptions, no spelt-out letters.
 
 Usage::
 
@@ -50,6 +57,8 @@ PACKAGES = "asterisk-core-sounds-en-wav asterisk-core-sounds-en"
 # fair test of a recogniser
 AMBIGUOUS = frozenset({"for", "to", "too", "won", "ate"})
 SKIPPED_FOLDERS = ("letters/",)  # letter names: "a" is [eI], not the word a
+# never trained on: the strings are joined from the digits folder; the rest are not words
+TEST_ONLY_FOLDERS = ("digits/", "letters/", "silence/")
 DEFAULT_STRINGS = 200
 DIGIT_STRING_LENGTHS = (3, 5)  # digits per digit string, inclusive
 NUMBER_SHARE = 0.4  # share of the strings that are numbers 21-99, not digit strings
@@ -100,6 +109,23 @@ def command_prompts(transcripts: dict[str, str], words: set[str]) -> dict[str, s
         if not normalized or name.startswith(SKIPPED_FOLDERS) or normalized in AMBIGUOUS:
             continue
         if set(normalized.split()) <= words:
+            kept[name] = normalized
+    return kept
+
+
+def training_prompts(transcripts: dict[str, str], test: set[str]) -> dict[str, str]:
+    """The prompts to train on: name -> normalised text, none of `test` nor TEST_ONLY_FOLDERS.
+
+    Left out too: transcripts that describe a sound (``[ascending tones]``) and spelt-out
+    letters (``N B S``, a one-letter word other than "a" or "i"), whose characters are not
+    what she says.
+    """
+    kept = {}
+    for name, text in sorted(transcripts.items()):
+        if name in test or name.startswith(TEST_ONLY_FOLDERS) or "[" in text:
+            continue
+        normalized = normalize_text(text.replace(".", " "))
+        if normalized and all(len(w) > 1 or w in ("a", "i") for w in normalized.split()):
             kept[name] = normalized
     return kept
 
@@ -198,10 +224,16 @@ def string_items(
         yield path, text, {"speaker": SPEAKER, "prompts": " ".join(names)}
 
 
+def _items(sounds: Path, prompts: dict[str, str]) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    """(audio, text, extra keys) of prompts read where they are."""
+    for name, text in prompts.items():
+        yield sounds / f"{name}.wav", text, {"speaker": SPEAKER}
+
+
 def prepare(
     sounds: Path, transcripts: Path, out: Path, strings: int = DEFAULT_STRINGS, seed: int = 0
 ) -> dict[str, list[Record]]:
-    """Write ``out/prompts.jsonl`` and ``out/strings.jsonl``; return their records.
+    """Write ``out/{prompts,strings,train}.jsonl``; return their records.
 
     Args:
         sounds: the folder of her prompts (``digits/1.wav``, ...).
@@ -218,11 +250,14 @@ def prepare(
     for path in (sounds, transcripts):
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found (Debian: apt-get install {PACKAGES})")
-    prompts = command_prompts(read_transcripts(transcripts), grammar_words())
-    items = ((sounds / f"{name}.wav", text, {"speaker": SPEAKER}) for name, text in prompts.items())
+    every = read_transcripts(transcripts)
+    prompts = command_prompts(every, grammar_words())
     records = {
-        "prompts": collect_records(items, f"asterisk prompts in {sounds}"),
+        "prompts": collect_records(_items(sounds, prompts), f"asterisk prompts in {sounds}"),
         "strings": collect_records(string_items(sounds, out, strings, seed), "joined prompts"),
+        "train": collect_records(
+            _items(sounds, training_prompts(every, set(prompts))), f"training prompts in {sounds}"
+        ),
     }
     for name, split in records.items():
         write_manifest(out / f"{name}.jsonl", split)
