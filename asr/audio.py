@@ -1,5 +1,6 @@
 """Reading audio: any soundfile-readable format, any rate, any channel count -> 16 kHz mono."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,14 @@ class AudioError(Exception):
         self.reason = reason
 
 
-def unreadable(path: str | Path, err: Exception) -> str:
+def unreadable_reason(path: str | Path, err: Exception) -> str:
     """Why `path` could not be opened; libsndfile calls a missing file a "System error"."""
-    if not Path(path).exists():
+    try:
+        os.stat(path)
+    except FileNotFoundError:
         return "cannot read audio (no such file)"
+    except OSError as stat_err:  # e.g. a folder on the way that may not be searched
+        return f"cannot read audio ({stat_err.strerror})"
     return f"cannot read audio ({err})"
 
 
@@ -69,7 +74,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
                 )
             ]
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        raise AudioError(path, unreadable(path, err)) from None
+        raise AudioError(path, unreadable_reason(path, err)) from None
     data = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
     if data.shape[0] == 0:
         raise AudioError(path, "the file holds no audio samples")

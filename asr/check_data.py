@@ -26,7 +26,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from asr.audio import AudioError, load_audio, unreadable
+from asr.audio import AudioError, load_audio, unreadable_reason
 from asr.features import HOP_LENGTH, num_frames
 from asr.manifest import _check_record
 from asr.text import Tokenizer, normalize_text
@@ -128,7 +128,7 @@ def _check_one(
     try:
         info = sf.info(audio)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        problems.append(Problem("unreadable", number, audio, unreadable(audio, err)))
+        problems.append(Problem("unreadable", number, audio, unreadable_reason(audio, err)))
         return problems
     actual = info.duration
     if abs(actual - record["duration"]) > tolerance:

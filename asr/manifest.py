@@ -23,7 +23,7 @@ from typing import Any
 
 import soundfile as sf
 
-from asr.audio import AudioError, find_audio_files, unreadable
+from asr.audio import AudioError, find_audio_files, unreadable_reason
 from asr.files import write_atomically
 from asr.text import normalize_text
 
@@ -125,7 +125,7 @@ def audio_record(audio: str | Path, text: str, **extra: Any) -> Record:
     try:
         info = sf.info(str(audio))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        raise AudioError(audio, unreadable(audio, err)) from None
+        raise AudioError(audio, unreadable_reason(audio, err)) from None
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(audio, "the file holds no audio samples")
     return {

@@ -72,9 +72,10 @@ def make_prompts(root: Path) -> tuple[Path, Path]:
     return sounds, transcripts
 
 
-def test_prompts_are_the_fair_command_words(tmp_path):
+def test_prompts_are_the_fair_command_words(tmp_path, caplog):
     sounds, transcripts = make_prompts(tmp_path)
     records = asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=0)
+    assert "missing.wav: cannot read audio (no such file)" in caplog.text
     texts = sorted(r["text"] for r in read_manifest(tmp_path / "out/prompts.jsonl"))
     # kept: the digits, tens, oh and minutes; left out: the letter a, "for" (four), words
     # outside the grammar (goodbye, a m) and a prompt whose audio is missing (a warning)

@@ -18,8 +18,8 @@ And one set for training, for recipes that want a real woman's voice (FSDD's spe
 all men); a model trained on it has heard her, so her two test sets then measure a seen
 speaker on words said in other prompts or not at all (the digits folder is never in it):
 
-- train.jsonl: every other prompt of plain words (380, 21 minutes): not in the digits,
-  letters or silence folders, no ``[sound]`` descriptions, no spelt-out letters.
+- train.jsonl: every other prompt of plain words (380, 21 minutes): not in the digits or
+  letters folders, no ``[sound]`` descriptions, no spelt-out letters.
 
 Usage::
 
@@ -42,6 +42,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from asr.audio import unreadable_reason
 from asr.augment import edge_span
 from asr.files import write_atomically
 from asr.manifest import Record, collect_records, write_manifest
@@ -57,8 +58,9 @@ PACKAGES = "asterisk-core-sounds-en-wav asterisk-core-sounds-en"
 # fair test of a recogniser
 AMBIGUOUS = frozenset({"for", "to", "too", "won", "ate"})
 SKIPPED_FOLDERS = ("letters/",)  # letter names: "a" is [eI], not the word a
-# never trained on: the strings are joined from the digits folder; the rest are not words
-TEST_ONLY_FOLDERS = ("digits/", "letters/", "silence/")
+# never trained on: the strings are joined from the digits folder, and a letter's name is
+# not what its one character spells
+TEST_ONLY_FOLDERS = ("digits/", "letters/")
 DEFAULT_STRINGS = 200
 DIGIT_STRING_LENGTHS = (3, 5)  # digits per digit string, inclusive
 NUMBER_SHARE = 0.4  # share of the strings that are numbers 21-99, not digit strings
@@ -171,9 +173,11 @@ def _read_prompt(path: Path) -> tuple[np.ndarray, int] | None:
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
         return speech_part(audio.mean(axis=1), rate), rate
-    except (sf.LibsndfileError, ValueError) as err:
+    except sf.LibsndfileError as err:
+        logger.warning("skipping the strings that need %s: %s", path, unreadable_reason(path, err))
+    except ValueError as err:
         logger.warning("skipping the strings that need %s: %s", path, err)
-        return None
+    return None
 
 
 def join_prompts(clips: list[np.ndarray], sample_rate: int, rng: random.Random) -> np.ndarray:
@@ -224,7 +228,9 @@ def string_items(
         yield path, text, {"speaker": SPEAKER, "prompts": " ".join(names)}
 
 
-def _items(sounds: Path, prompts: dict[str, str]) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+def prompt_items(
+    sounds: Path, prompts: dict[str, str]
+) -> Iterator[tuple[Path, str, dict[str, Any]]]:
     """(audio, text, extra keys) of prompts read where they are."""
     for name, text in prompts.items():
         yield sounds / f"{name}.wav", text, {"speaker": SPEAKER}
@@ -252,12 +258,11 @@ def prepare(
             raise FileNotFoundError(f"{path}: not found (Debian: apt-get install {PACKAGES})")
     every = read_transcripts(transcripts)
     prompts = command_prompts(every, grammar_words())
+    training = training_prompts(every, set(prompts))
     records = {
-        "prompts": collect_records(_items(sounds, prompts), f"asterisk prompts in {sounds}"),
+        "prompts": collect_records(prompt_items(sounds, prompts), f"asterisk prompts in {sounds}"),
         "strings": collect_records(string_items(sounds, out, strings, seed), "joined prompts"),
-        "train": collect_records(
-            _items(sounds, training_prompts(every, set(prompts))), f"training prompts in {sounds}"
-        ),
+        "train": collect_records(prompt_items(sounds, training), f"training prompts in {sounds}"),
     }
     for name, split in records.items():
         write_manifest(out / f"{name}.jsonl", split)
