@@ -496,6 +496,35 @@ def test_native_plans_change_only_the_language_and_phonemes():
 
 
 @needs_tts
+def test_shuffled_plans_change_only_the_word_order():
+    plain = synthesize.plan("train", 200, seed=5, pool="train", accent_probability=0.5)
+    shuffled = synthesize.plan(
+        "train", 200, seed=5, pool="train", accent_probability=0.5, shuffle_probability=1.0
+    )
+    reordered = 0
+    for a, b in zip(plain, shuffled, strict=True):
+        assert sorted(a.text.split()) == sorted(b.text.split())
+        assert b.shuffled and not a.shuffled
+        assert (a.domain, a.voice, a.rate, a.pitch, a.seed, a.augment) == (
+            b.domain,
+            b.voice,
+            b.rate,
+            b.pitch,
+            b.seed,
+            b.augment,
+        )
+        assert (a.accent, a.accent_strength) == (b.accent, b.accent_strength)
+        reordered += a.text != b.text
+    multi_word = sum(len(a.text.split()) > 1 for a in plain)
+    assert reordered > 0.75 * multi_word  # most multi-word commands come out in another order
+    half = synthesize.plan("train", 200, seed=5, pool="train", shuffle_probability=0.5)
+    unplanned = synthesize.plan("train", 200, seed=5, pool="train")
+    assert 30 < sum(a.text != b.text for a, b in zip(half, unplanned, strict=True)) < reordered
+    with pytest.raises(ValueError, match="shuffle_probability"):
+        synthesize.plan("test", 3, seed=0, pool="test", shuffle_probability=1.5)
+
+
+@needs_tts
 def test_speak_native_utterance():
     utterance = next(
         u
@@ -520,3 +549,6 @@ def test_speak_accented_utterance(tmp_path):
     record = synthesize.synthesize(utterance, tmp_path)
     assert record["accent"] == utterance.accent and record["text"] == utterance.text
     assert record["accent_strength"] == utterance.accent_strength
+    assert "shuffled" not in record
+    shuffled = synthesize.plan("train", 1, seed=0, pool="train", shuffle_probability=1.0)[0]
+    assert synthesize.synthesize(shuffled, tmp_path)["shuffled"] is True

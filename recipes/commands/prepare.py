@@ -50,6 +50,7 @@ def prepare(
     accent_probability: float = 0.0,
     festival_probability: float = 0.0,
     native_probability: float = 0.0,
+    shuffle_probability: float = 0.0,
 ) -> dict[str, list[Record]]:
     """Synthesise the corpus and write its manifests, word list and voice pools.
 
@@ -67,6 +68,8 @@ def prepare(
             voices instead (the test pool has none).
         native_probability: share of the accented utterances spoken in the first
             language's own phonemes by its espeak-ng language (accent.native_phonemes).
+        shuffle_probability: share of utterances whose words are said in random order, in
+            every split (marked ``"shuffled": true`` in the manifests).
 
     Returns:
         The records written, per split.
@@ -92,6 +95,7 @@ def prepare(
             accent_probability=accent_probability,
             festival_probability=festival_probability,
             native_probability=native_probability,
+            shuffle_probability=shuffle_probability,
         )
     ]
     check_disjoint(plans)
@@ -169,6 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="share of accented utterances spoken by the first language's own espeak-ng "
         "phonemes and language (default: 0)",
     )
+    parser.add_argument(
+        "--shuffle-probability",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of utterances whose words are said in random order (default: 0)",
+    )
     args = parser.parse_args(argv)
     counts = {split: getattr(args, f"num_{split}") for split in DEFAULT_COUNTS}
     start = time.perf_counter()
@@ -183,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.accent_probability,
             args.festival_probability,
             args.native_probability,
+            args.shuffle_probability,
         )
     except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

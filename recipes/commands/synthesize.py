@@ -221,6 +221,8 @@ class Utterance:
     accent: str = field(default="", repr=False)
     accent_strength: float = field(default=0.0, repr=False)
     phonemes: str = field(default="", repr=False)
+    # The words said in random order (the text in the repr is already the shuffled one).
+    shuffled: bool = field(default=False, repr=False)
 
     @property
     def digest(self) -> str:
@@ -271,11 +273,12 @@ def plan(
     accent_probability: float = 0.0,
     festival_probability: float = 0.0,
     native_probability: float = 0.0,
+    shuffle_probability: float = 0.0,
 ) -> list[Utterance]:
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
-    Utterance i depends only on (seed, split, i, domain_weights, accent_probability,
-    festival_probability), so a larger corpus extends a smaller one; an accented one also
+    Utterance i depends only on (seed, split, i, domain_weights and the four
+    probabilities), so a larger corpus extends a smaller one; an accented one also
     on the installed espeak-ng's English dictionary, which gives the phonemes the accent
     rewrites (the recipe's corpora were made with espeak-ng 1.51). `domain_weights`
     (default `grammar.DOMAIN_WEIGHTS`) skews the mix of command domains, e.g. towards the
@@ -287,6 +290,10 @@ def plan(
     also drawn from a stream of its own. `native_probability` is the share of accented
     utterances spoken through the first language's own espeak-ng phonemes and language
     ("fr+m1" for "en-us+m1": accent.native_phonemes), again from a stream of its own.
+    `shuffle_probability` is the share of utterances whose words are said in random order
+    ("spades nine of"), so that the model cannot lean on the grammar's word sequences; from
+    a stream of its own too (the same seed's voices, accents and augmentation). Manifests
+    mark them (``"shuffled": true``) so that an evaluation can leave them out.
 
     Raises:
         ValueError: a probability is not in [0, 1].
@@ -295,6 +302,7 @@ def plan(
         "accent": accent_probability,
         "festival": festival_probability,
         "native": native_probability,
+        "shuffle": shuffle_probability,
     }
     for name, p in probabilities.items():
         if not 0 <= p <= 1:
@@ -304,6 +312,12 @@ def plan(
     for index in range(count):
         rng = random.Random(f"{seed}:{split}:{index}")
         domain, text = grammar.generate(rng, domain_weights)
+        shuffle_rng = random.Random(f"{seed}:{split}:{index}:shuffle")
+        shuffled = shuffle_rng.random() < shuffle_probability
+        if shuffled:
+            words = text.split()
+            shuffle_rng.shuffle(words)
+            text = " ".join(words)
         if rng.random() < FLITE_PROBABILITY:
             voice = rng.choice(flite)
             rate = rng.uniform(*FLITE_STRETCH)
@@ -343,6 +357,7 @@ def plan(
                 accent=language,
                 accent_strength=strength,
                 phonemes=phonemes,
+                shuffled=shuffled,
             )
         )
     return utterances
@@ -507,18 +522,19 @@ def synthesize(utterance: Utterance, out: Path) -> Record:
             path, lambda tmp: sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         )
     frames = sf.info(str(path)).frames
-    return {
+    record = {
         "audio": str(path.absolute()),
         "text": utterance.text,
         "duration": round(frames / SAMPLE_RATE, 4),
         "speaker": utterance.voice.id,
         "domain": utterance.domain,
         "augment": utterance.describe_augmentation(),
-    } | (
-        {"accent": utterance.accent, "accent_strength": utterance.accent_strength}
-        if utterance.accent
-        else {}
-    )
+    }
+    if utterance.accent:
+        record |= {"accent": utterance.accent, "accent_strength": utterance.accent_strength}
+    if utterance.shuffled:
+        record["shuffled"] = True
+    return record
 
 
 def _init_worker() -> None:
