@@ -143,6 +143,9 @@ def test_a_broken_prompt_skips_only_the_strings_that_need_it(tmp_path, caplog):
     assert on_disk == sorted(Path(r["audio"]).name for r in kept)  # no stale string left
     asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=5)
     assert len(list((tmp_path / "out/wav").glob("*.wav"))) <= 5  # a smaller run removes the rest
+    (sounds / "digits/8.wav").unlink()
+    asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=40)
+    assert "digits/8.wav: cannot read audio (no such file)" in caplog.text
 
 
 def test_bad_transcripts_and_rates_are_named(tmp_path):
