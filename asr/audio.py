@@ -37,6 +37,18 @@ def unreadable_reason(path: str | Path, err: Exception) -> str:
     return f"cannot read audio ({err})"
 
 
+def audio_info(path: str | Path) -> sf._SoundFileInfo:
+    """The file's header (rate, frames, duration) without reading its samples.
+
+    Raises:
+        AudioError: the file is missing or not audio soundfile can read.
+    """
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise AudioError(path, unreadable_reason(path, err)) from None
+
+
 def resample(audio: torch.Tensor, orig_rate: int, new_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """Band-limited resampling of the last dimension (torchaudio's windowed sinc)."""
     if orig_rate == new_rate:

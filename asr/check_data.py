@@ -24,9 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
-
-from asr.audio import AudioError, load_audio, unreadable_reason
+from asr.audio import AudioError, audio_info, load_audio
 from asr.features import HOP_LENGTH, num_frames
 from asr.manifest import _check_record
 from asr.text import Tokenizer, normalize_text
@@ -126,9 +124,9 @@ def _check_one(
     if not normalized:
         problems.append(Problem("empty-text", number, audio, "no text after normalisation"))
     try:
-        info = sf.info(audio)
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        problems.append(Problem("unreadable", number, audio, unreadable_reason(audio, err)))
+        info = audio_info(audio)
+    except AudioError as err:
+        problems.append(Problem("unreadable", number, audio, err.reason))
         return problems
     actual = info.duration
     if abs(actual - record["duration"]) > tolerance:

@@ -21,9 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
-
-from asr.audio import AudioError, find_audio_files, unreadable_reason
+from asr.audio import AudioError, audio_info, find_audio_files
 from asr.files import write_atomically
 from asr.text import normalize_text
 
@@ -122,10 +120,7 @@ def audio_record(audio: str | Path, text: str, **extra: Any) -> Record:
     Raises:
         AudioError: the file is missing, unreadable, or holds no samples.
     """
-    try:
-        info = sf.info(str(audio))
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        raise AudioError(audio, unreadable_reason(audio, err)) from None
+    info = audio_info(audio)
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(audio, "the file holds no audio samples")
     return {
