@@ -26,6 +26,11 @@ class AudioError(Exception):
         self.reason = reason
 
 
+# soundfile's errors on opening a file; TypeError is its answer to a ".raw" file (no header
+# to take the rate and encoding from).
+OPEN_ERRORS = (sf.LibsndfileError, RuntimeError, OSError, TypeError)
+
+
 def unreadable_reason(path: str | Path, err: Exception) -> str:
     """Why `path` could not be opened; libsndfile calls a missing file a "System error"."""
     try:
@@ -34,6 +39,10 @@ def unreadable_reason(path: str | Path, err: Exception) -> str:
         return "cannot read audio (no such file)"
     except OSError as stat_err:  # e.g. a folder on the way that may not be searched
         return f"cannot read audio ({stat_err.strerror})"
+    if isinstance(err, TypeError):
+        return (
+            "cannot read audio (headerless raw samples: rate and encoding unknown; convert to WAV)"
+        )
     return f"cannot read audio ({err})"
 
 
@@ -45,7 +54,7 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     """
     try:
         return sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+    except OPEN_ERRORS as err:
         raise AudioError(path, unreadable_reason(path, err)) from None
 
 
@@ -71,22 +80,29 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         AudioError: the file is missing, unreadable, empty, too long, or holds NaN/inf samples.
     """
     try:
-        with sf.SoundFile(str(path)) as f:
-            rate = f.samplerate
-            if f.frames > MAX_AUDIO_SECONDS * rate:
-                raise AudioError(
-                    path,
-                    f"{f.frames / rate:.0f} s of audio is longer than the {MAX_AUDIO_SECONDS} s "
-                    "limit (asr.audio.MAX_AUDIO_SECONDS); split the file first",
-                )
-            blocks = [
-                block.mean(axis=1)
-                for block in f.blocks(
-                    blocksize=READ_BLOCK_SECONDS * rate, dtype="float32", always_2d=True
-                )
-            ]
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        f = sf.SoundFile(str(path))
+    except OPEN_ERRORS as err:
         raise AudioError(path, unreadable_reason(path, err)) from None
+    with f:
+        rate = f.samplerate
+        if f.frames > MAX_AUDIO_SECONDS * rate:
+            raise AudioError(
+                path,
+                f"{f.frames / rate:.0f} s of audio is longer than the {MAX_AUDIO_SECONDS} s "
+                "limit (asr.audio.MAX_AUDIO_SECONDS); split the file first",
+            )
+        if f.seekable():
+            # A headerless file libsndfile recognised (raw 8 kHz mu-law, say) is left past
+            # the bytes it examined; sf.read seeks back to the first sample too.
+            f.seek(0)
+        blocks = []
+        # `f.read`, not `f.blocks`: when fewer samples are there than the header counts,
+        # `blocks` hands back the unfilled end of its buffer, arbitrary memory, as audio.
+        try:
+            while len(block := f.read(READ_BLOCK_SECONDS * rate, "float32", always_2d=True)):
+                blocks.append(block.mean(axis=1))
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise AudioError(path, unreadable_reason(path, err)) from None
     data = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
     if data.shape[0] == 0:
         raise AudioError(path, "the file holds no audio samples")

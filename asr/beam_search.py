@@ -253,6 +253,9 @@ class BeamSearchDecoder:
 
         Returns:
             B hypotheses, in batch order.
+
+        Raises:
+            ValueError: the log-probs are not (B, T, V), or hold NaN in a valid frame.
         """
         if log_probs.ndim != 3 or log_probs.shape[-1] != len(self.tokenizer):
             raise ValueError(
@@ -260,6 +263,10 @@ class BeamSearchDecoder:
             )
         original_lengths = lengths.detach().to("cpu", torch.int64).clamp(0, log_probs.shape[1])
         emissions, decode_lengths = self._prepare(log_probs, lengths)
+        valid = torch.arange(emissions.shape[1])[None, :] < original_lengths[:, None]  # (B, T)
+        nan = (torch.isnan(emissions).any(-1) & valid).any(-1)  # (B,)
+        if nan.any():  # flashlight would return no hypothesis at all for them
+            raise ValueError(f"log_probs hold NaN (utterances {nan.nonzero()[:, 0].tolist()})")
         results = []
         for b in range(emissions.shape[0]):
             n_frames = int(original_lengths[b])

@@ -17,7 +17,7 @@ from asr.audio import SAMPLE_RATE, AudioError, chunk_starts, load_audio
 from asr.beam_search import BeamSearchDecoder, read_word_list
 from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
-from asr.features import LogMel
+from asr.features import LogMel, make_pad_mask
 from asr.model import AcousticModel
 from asr.model_file import feature_settings, load_model_file, model_path
 from asr.text import Tokenizer
@@ -232,8 +232,17 @@ class Recognizer:
         order = sorted(audible, key=lambda p: len(pieces[p][2]))
         for batch in _chunks(order, batch_size):
             log_probs, lengths = self.log_probs([pieces[p][2] for p in batch])
+            finite = _finite_outputs(log_probs, lengths)
+            batch_results = [_not_finite(pieces[p][2]) for p in batch]
+            if finite.any():
+                for k, result in zip(
+                    finite.nonzero()[:, 0].tolist(),
+                    self.decode(log_probs[finite], lengths[finite], options),
+                    strict=True,
+                ):
+                    batch_results[k] = result
             finished = 0
-            for p, result in zip(batch, self.decode(log_probs, lengths, options), strict=True):
+            for p, result in zip(batch, batch_results, strict=True):
                 i, start, samples = pieces[p]
                 decoded.setdefault(i, []).append((start, len(samples), result))
                 left[i] -= 1
@@ -243,8 +252,29 @@ class Recognizer:
         for i, parts in decoded.items():
             joined = _join(sorted(parts, key=lambda part: part[0]))
             joined.path = results[i].path
+            if joined.error is not None:
+                joined.error = f"{joined.path or '<array>'}: {joined.error}"
             results[i] = joined
         return results
+
+
+def _finite_outputs(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, V) log-probs, (B,) valid frames -> (B,) bool: no NaN or +inf in the valid frames
+    (-inf is a probability of 0, which is fine)."""
+    valid = ~make_pad_mask(lengths, log_probs.shape[1])  # (B, T)
+    bad = (torch.isnan(log_probs) | (log_probs == float("inf"))).any(-1) & valid  # (B, T)
+    return ~bad.any(-1)
+
+
+def _not_finite(samples: np.ndarray) -> Transcription:
+    """The result for audio the model gives no finite output for: float samples so large
+    that their power spectrum overflows float32 (a scaling error in the file)."""
+    peak = float(np.abs(samples).max())
+    return Transcription(
+        "",
+        error=f"the model's output is not finite (the audio peaks at {peak:.3g}; "
+        "float audio should lie within [-1, 1])",
+    )
 
 
 def _silent(options: DecodingOptions) -> Transcription:
@@ -258,6 +288,9 @@ def _join(parts: list[tuple[int, int, Transcription]]) -> Transcription:
     """One result from the (start sample, samples, result) of consecutive pieces of one input."""
     if len(parts) == 1:
         return parts[0][2]
+    failed = [part for _, _, part in parts if part.error is not None]
+    if failed:  # one piece without a result leaves the whole without one
+        return Transcription("", error=failed[0].error)
     words = [
         Word(w.word, w.start + start / SAMPLE_RATE, w.end + start / SAMPLE_RATE, w.confidence)
         for start, _, part in parts

@@ -1,6 +1,7 @@
 """Bad and unusual audio: valid variants give the original's transcript, broken files a clear
 error naming the file and the reason, the rest of a batch goes on, long audio stays bounded."""
 
+import io
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import soundfile as sf
 import torch
 
 import asr
-from asr.audio import CHUNK_SECONDS, SAMPLE_RATE, AudioError, load_audio, resample
+from asr.audio import CHUNK_SECONDS, SAMPLE_RATE, AudioError, audio_info, load_audio, resample
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = "go left"
@@ -45,6 +46,8 @@ VALID = {
     "flac": ("a.flac", lambda p, x: sf.write(p, x, SAMPLE_RATE)),
     "ogg vorbis": ("a.ogg", lambda p, x: sf.write(p, x, SAMPLE_RATE)),
     "clipped": ("a.wav", lambda p, x: sf.write(p, np.clip(8 * x, -1, 1), SAMPLE_RATE)),
+    # 16-bit sample values stored as floats without scaling: the features do not care.
+    "float at 16-bit scale": ("a.wav", lambda p, x: sf.write(p, 32767 * x, SAMPLE_RATE, "FLOAT")),
 }
 
 # Valid, but noisier than the tiny model's training data (8-bit: ~48 dB quantisation noise;
@@ -119,6 +122,50 @@ def test_invalid_file_gives_an_error_naming_file_and_reason(recognizer, tmp_path
     assert str(path) in str(info.value)
     result = recognizer.transcribe(path)[0]
     assert result.text == "" and str(path) in result.error and reason in result.error
+
+
+def test_headerless_mu_law_reads_every_sample_from_the_first(tmp_path):
+    # libsndfile recognises headerless 8 kHz mu-law (Debian's saytime ships its words so)
+    # and leaves the file past the bytes it examined; with fewer samples left than it
+    # counts, soundfile's `blocks` filled the rest with whatever memory held.
+    x = (0.3 * np.random.default_rng(0).standard_normal(4000)).clip(-1, 1).astype(np.float32)
+    raw = io.BytesIO()
+    sf.write(raw, x, 8000, format="RAW", subtype="ULAW")
+    path = tmp_path / "seven.au"
+    path.write_bytes(raw.getvalue())
+    assert (sf.info(path).format, sf.info(path).frames) == ("RAW", 4000)  # a guess: no header
+    loaded = load_audio(path, sample_rate=8000)
+    assert len(loaded) == len(x)
+    assert np.abs(loaded - x).max() < 0.05  # mu-law's coarsest step is 1/32 of full scale
+
+
+def test_raw_samples_are_refused_by_name_and_reason(recognizer, speech, tmp_path):
+    path = tmp_path / "a.raw"
+    sf.write(path, speech, SAMPLE_RATE, format="RAW", subtype="PCM_16")
+    for read in (load_audio, audio_info):
+        with pytest.raises(AudioError, match="headerless raw samples") as info:
+            read(path)
+        assert str(path) in str(info.value)
+    results = recognizer.transcribe([path, speech])
+    assert results[0].text == "" and str(path) in results[0].error
+    assert (results[1].text, results[1].error) == (TEXT, None)
+
+
+def test_float_audio_too_loud_for_the_features_is_an_error_and_the_batch_goes_on(
+    recognizer, speech, tmp_path
+):
+    # Squared, 1e30 overflows float32: the model's output is NaN, which must not be decoded
+    # (flashlight returns no hypothesis for it) or reported as silence (greedy's "").
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, 1e30 * speech, SAMPLE_RATE, subtype="FLOAT")
+    # A long input with one loud piece: its other pieces' words are no result either.
+    tail = np.concatenate([np.tile(speech, int(35 * SAMPLE_RATE / len(speech))), 1e30 * speech])
+    for options in (None, asr.DecodingOptions()):  # the model's decoding, then greedy
+        results = recognizer.transcribe([loud, speech, tail], options=options)
+        assert [r.text for r in results] == ["", TEXT, ""]
+        assert results[0].error.startswith(f"{loud}: the model's output is not finite")
+        assert results[1].error is None
+        assert results[2].error.startswith("<array>: the model's output is not finite")
 
 
 def test_cli_batch_goes_on_past_every_bad_file_and_exits_1(trained_model, speech, tmp_path):

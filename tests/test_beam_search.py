@@ -110,6 +110,19 @@ def test_lexicon_restricts_words_and_handles_empty() -> None:
     assert texts[1] == ""
 
 
+@pytest.mark.parametrize("lexicon", [None, ["turn", "on"]])
+def test_nan_in_a_valid_frame_is_named_not_decoded(lexicon: list[str] | None) -> None:
+    # NaN only after an utterance's length is padding and decodes; within it, flashlight
+    # returns no hypothesis at all, so the decoder must say which utterance is broken.
+    lp, lengths = batch(emissions(frames_for("on")), emissions(frames_for("turn on")))
+    lp[0, lengths[0] :] = float("nan")
+    decoder = BeamSearchDecoder(TOKENIZER, lexicon=lexicon, beam_size=16)
+    assert decoder(lp, lengths) == ["on", "turn on"]
+    lp[1, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN \(utterances \[1\]\)"):
+        decoder(lp, lengths)
+
+
 def _ambiguous_light_night() -> tuple[torch.Tensor, torch.Tensor]:
     spec = frames_for("turn on light")
     first = spec.index("l")
