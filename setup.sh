@@ -26,6 +26,8 @@ optional "recipes/commands/prepare.py --festival-probability" \
   festival festvox-kdlpc16k festvox-kallpc16k
 # Asterisk's English prompts, a real speaker: recipes/asterisk's test sets.
 optional "recipes/asterisk" asterisk-core-sounds-en-wav asterisk-core-sounds-en
+# Debian saytime's spoken numbers, another voice: recipes/saytime's test sets.
+optional "recipes/saytime" saytime
 
 PYTHON=$(command -v python3.11 || command -v python3)
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "asr needs Python >= 3.11"'
