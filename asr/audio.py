@@ -39,7 +39,7 @@ def unreadable_reason(path: str | Path, err: Exception) -> str:
         return "cannot read audio (no such file)"
     except OSError as stat_err:  # e.g. a folder on the way that may not be searched
         return f"cannot read audio ({stat_err.strerror})"
-    if isinstance(err, TypeError):
+    if isinstance(err, TypeError) and Path(path).suffix.lower() == ".raw":
         return (
             "cannot read audio (headerless raw samples: rate and encoding unknown; convert to WAV)"
         )
@@ -91,14 +91,14 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
                 f"{f.frames / rate:.0f} s of audio is longer than the {MAX_AUDIO_SECONDS} s "
                 "limit (asr.audio.MAX_AUDIO_SECONDS); split the file first",
             )
-        if f.seekable():
-            # A headerless file libsndfile recognised (raw 8 kHz mu-law, say) is left past
-            # the bytes it examined; sf.read seeks back to the first sample too.
-            f.seek(0)
         blocks = []
-        # `f.read`, not `f.blocks`: when fewer samples are there than the header counts,
-        # `blocks` hands back the unfilled end of its buffer, arbitrary memory, as audio.
         try:
+            if f.seekable():
+                # A headerless file libsndfile recognised (raw 8 kHz mu-law, say) is left
+                # past the bytes it examined; sf.read seeks back to the first sample too.
+                f.seek(0)
+            # `f.read`, not `f.blocks`: when fewer samples are there than the header counts,
+            # `blocks` hands back the unfilled end of its buffer, arbitrary memory, as audio.
             while len(block := f.read(READ_BLOCK_SECONDS * rate, "float32", always_2d=True)):
                 blocks.append(block.mean(axis=1))
         except (sf.LibsndfileError, RuntimeError) as err:

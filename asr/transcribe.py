@@ -233,14 +233,13 @@ class Recognizer:
         for batch in _chunks(order, batch_size):
             log_probs, lengths = self.log_probs([pieces[p][2] for p in batch])
             finite = _finite_outputs(log_probs, lengths)
-            batch_results = [_not_finite(pieces[p][2]) for p in batch]
-            if finite.any():
-                for k, result in zip(
-                    finite.nonzero()[:, 0].tolist(),
-                    self.decode(log_probs[finite], lengths[finite], options),
-                    strict=True,
-                ):
-                    batch_results[k] = result
+            if not finite.all():  # decode the others; these get an error, not a guess
+                log_probs, lengths = log_probs[finite], lengths[finite]
+            decoded_rows = iter(self.decode(log_probs, lengths, options))
+            batch_results = [
+                next(decoded_rows) if ok else _not_finite(pieces[p][2])
+                for p, ok in zip(batch, finite.tolist(), strict=True)
+            ]
             finished = 0
             for p, result in zip(batch, batch_results, strict=True):
                 i, start, samples = pieces[p]
@@ -267,14 +266,12 @@ def _finite_outputs(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Ten
 
 
 def _not_finite(samples: np.ndarray) -> Transcription:
-    """The result for audio the model gives no finite output for: float samples so large
-    that their power spectrum overflows float32 (a scaling error in the file)."""
+    """The result for audio the model gives no finite output for. The likely cause, float
+    samples so large (about 1e19 and more) that their power spectrum overflows float32,
+    is named when the audio is beyond full scale."""
     peak = float(np.abs(samples).max())
-    return Transcription(
-        "",
-        error=f"the model's output is not finite (the audio peaks at {peak:.3g}; "
-        "float audio should lie within [-1, 1])",
-    )
+    hint = f" (the audio peaks at {peak:.3g}; float audio should lie within [-1, 1])"
+    return Transcription("", error="the model's output is not finite" + (hint if peak > 1 else ""))
 
 
 def _silent(options: DecodingOptions) -> Transcription:

@@ -160,11 +160,19 @@ def test_float_audio_too_loud_for_the_features_is_an_error_and_the_batch_goes_on
     sf.write(loud, 1e30 * speech, SAMPLE_RATE, subtype="FLOAT")
     # A long input with one loud piece: its other pieces' words are no result either.
     tail = np.concatenate([np.tile(speech, int(35 * SAMPLE_RATE / len(speech))), 1e30 * speech])
-    for options in (None, asr.DecodingOptions()):  # the model's decoding, then greedy
+    (tmp_path / "words.txt").write_text("go\nleft\nstop\n")
+    decodings = {
+        "greedy": asr.DecodingOptions(),
+        "beam search": asr.DecodingOptions(beam_size=4),
+        "lexicon": asr.DecodingOptions(beam_size=4, lexicon=str(tmp_path / "words.txt")),
+        "commands": asr.DecodingOptions(commands=("go left", "stop")),
+    }
+    for name, options in decodings.items():
         results = recognizer.transcribe([loud, speech, tail], options=options)
+        assert results[1].error is None, name
         assert [r.text for r in results] == ["", TEXT, ""]
         assert results[0].error.startswith(f"{loud}: the model's output is not finite")
-        assert results[1].error is None
+        assert "e+29; float audio should lie within [-1, 1])" in results[0].error  # its peak
         assert results[2].error.startswith("<array>: the model's output is not finite")
 
 

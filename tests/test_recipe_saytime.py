@@ -70,7 +70,9 @@ def test_a_broken_clip_skips_only_what_needs_it(tmp_path, caplog):
     make_clips(tmp_path)
     whole = saytime.prepare(tmp_path, tmp_path / "out", digit_strings=30)
     (tmp_path / "7.au").write_bytes(b"")
+    (tmp_path / "out/wav/someone_elses.wav").write_bytes(b"RIFF")
     kept = saytime.prepare(tmp_path, tmp_path / "out", digit_strings=30)
+    assert (tmp_path / "out/wav/someone_elses.wav").exists()  # only its own files are replaced
     assert "7.au" in caplog.text and "no audio samples" in caplog.text
     assert [r["text"] for r in kept["words"]] == [
         r["text"] for r in whole["words"] if r["text"] != "seven"
@@ -92,4 +94,5 @@ def test_the_installed_package(tmp_path):
     assert len(records["words"]) == 31 and len(records["strings"]) == 36 + 5
     # the clips are cut tight around the word: no silence to speak of at either end
     audio, _ = sf.read(tmp_path / "wav/1.wav", dtype="float32")
-    assert 0.2 < len(audio) / RATE < 0.5 and np.abs(audio[:80]).max() > 0.01
+    assert 0.2 < len(audio) / RATE < 0.5
+    assert np.abs(audio[:80]).max() > 0.01 and np.abs(audio[-80:]).max() > 0.001

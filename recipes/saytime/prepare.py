@@ -84,9 +84,9 @@ def read_clip(path: Path) -> np.ndarray:
     Raises:
         OSError: the file is missing or unreadable.
         ValueError: it holds no samples.
+        soundfile.LibsndfileError: libsndfile cannot read it.
     """
-    data = path.read_bytes()
-    if not data:
+    if path.stat().st_size == 0:
         raise ValueError(f"{path}: the file holds no audio samples")
     with sf.SoundFile(path, samplerate=RATE, channels=1, format="RAW", subtype="ULAW") as f:
         return f.read(dtype="float32")
@@ -124,6 +124,12 @@ def prepare(
 
     A clip that cannot be read is skipped with a warning, with every string that needs it.
 
+    Args:
+        sounds: the folder of saytime's clips (``0.au``, ``oh.au``, ...).
+        out: the output folder; its WAV files of an earlier run are replaced.
+        digit_strings: how many digit strings to join, after the numbers 21-59.
+        seed: seed of the digit strings and silences; the same seed gives the same files.
+
     Raises:
         FileNotFoundError: the sounds folder is missing (the message names the package).
     """
@@ -132,8 +138,10 @@ def prepare(
     asterisk = _asterisk()
     grammar = asterisk.grammar_words()
     (out / "wav").mkdir(parents=True, exist_ok=True)
+    ours = {f"{name}.wav" for name in clip_texts()}
     for old in (out / "wav").glob("*.wav"):  # nothing of an earlier run is left to mislead
-        old.unlink()
+        if old.name in ours or old.name.startswith("string_"):
+            old.unlink()
     clips: dict[str, np.ndarray] = {}
     for name in clip_texts():
         try:
