@@ -1,7 +1,8 @@
 """Asterisk's English prompts (Allison Smith) -> data/asterisk/{prompts,strings,train}.jsonl.
 
-A real speaker for testing that no shipped model trains on: the professional US English
-woman who recorded the Asterisk PBX's prompts, 8 kHz, CC BY-SA 3.0, from Debian's packages
+A real speaker for testing (the bundled model has heard her other prompts since stage 17):
+the professional US English woman who recorded the Asterisk PBX's prompts, 8 kHz, CC BY-SA
+3.0, from Debian's packages
 ``asterisk-core-sounds-en-wav`` (the audio) and ``asterisk-core-sounds-en`` (the transcripts,
 ``core-sounds-en.txt.gz``). Two test sets:
 
