@@ -53,6 +53,30 @@ def test_the_mean_of_the_weights_with_the_first_files_settings_and_decoding(tmp_
     assert out.stat().st_size < 0.6 * first.stat().st_size  # float16
 
 
+def test_the_output_may_replace_the_first_input(tmp_path):
+    first = model_file(tmp_path / "a.safetensors", seed=0)
+    set_decoding(first, first, ["go", "left"], None, beam_size=8, lm_weight=0.0)
+    second = model_file(tmp_path / "b.safetensors", seed=1)
+    expected = {
+        name: (value + load_model_file(second)[0].state_dict()[name]) / 2
+        for name, value in load_model_file(first)[0].state_dict().items()
+    }
+    average.average_models([first, second], first)
+    mean, _, header = load_model_file(first)
+    for name, value in mean.state_dict().items():
+        torch.testing.assert_close(value, expected[name])
+    assert header["decoding"]["lexicon"] == ["go", "left"]
+
+
+def test_other_features_are_refused(tmp_path):
+    first = model_file(tmp_path / "a.safetensors", 0)
+    torch.manual_seed(1)
+    other = tmp_path / "b.safetensors"
+    save_model_file(other, AcousticModel(CONFIG), Tokenizer(), "utterance")
+    with pytest.raises(ModelFileError, match="features"):
+        average.average_models([first, other], tmp_path / "m.safetensors")
+
+
 def test_another_architecture_is_refused_by_name(tmp_path, capsys):
     first = model_file(tmp_path / "a.safetensors", 0)
     wider = model_file(

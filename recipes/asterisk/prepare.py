@@ -2,9 +2,8 @@
 
 A real speaker for testing (the bundled model has heard her other prompts since stage 17):
 the professional US English woman who recorded the Asterisk PBX's prompts, 8 kHz, CC BY-SA
-3.0, from Debian's packages
-``asterisk-core-sounds-en-wav`` (the audio) and ``asterisk-core-sounds-en`` (the transcripts,
-``core-sounds-en.txt.gz``). Two test sets:
+3.0, from Debian's packages ``asterisk-core-sounds-en-wav`` (the audio) and
+``asterisk-core-sounds-en`` (the transcripts, ``core-sounds-en.txt.gz``). Two test sets:
 
 - prompts.jsonl: every prompt whose transcript is made only of words of the commands
   grammar (digits, teens, tens, hundred, oh, o'clock, minutes, seconds, hours, pause, no...),

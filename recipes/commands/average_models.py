@@ -6,8 +6,8 @@ decoding; the others must have the same architecture and vocabulary.
 
 Usage::
 
-    python recipes/commands/average_models.py -o exp/stage17.safetensors --half \\
-        asr/assets/commands.safetensors exp/probe_allison/decoded.safetensors \\
+    python recipes/commands/average_models.py -o exp/mean.safetensors --half \\
+        exp/stage16_bundled.safetensors exp/probe_allison/decoded.safetensors \\
         exp/probe_allison2/decoded.safetensors
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from asr.model_file import (
     ModelFileError,
-    copy_decoding,
     feature_settings,
     load_model_file,
     save_model_file,
+    set_decoding,
 )
 
 
@@ -32,23 +32,30 @@ def average_models(
     """Write the mean of the models in `paths` to `output`.
 
     Args:
-        paths: two or more model files with the same architecture and vocabulary.
+        paths: two or more model files with the same architecture, vocabulary and features.
+        output: the file to write (it may be one of `paths`: all are read first).
         half: store float16 weights (half the size).
         info: provenance for the header (default: the files averaged).
 
     Raises:
-        ModelFileError: a file is unreadable, or its architecture or vocabulary differs.
+        ModelFileError: a file is unreadable, or its architecture, vocabulary or feature
+            settings differ from the first's.
     """
     model, tokenizer, header = load_model_file(paths[0])
+    features = feature_settings(header)
     total = {k: v.clone() for k, v in model.state_dict().items()}
     for path in paths[1:]:
         other, _, other_header = load_model_file(path)
-        if any(other_header[key] != header[key] for key in ("model", "tokenizer")):
-            raise ModelFileError(f"{path}: another architecture or vocabulary than {paths[0]}")
+        if (
+            any(other_header[key] != header[key] for key in ("model", "tokenizer"))
+            or feature_settings(other_header) != features
+        ):
+            raise ModelFileError(
+                f"{path}: another architecture, vocabulary or features than {paths[0]}"
+            )
         for name, value in other.state_dict().items():
             total[name] += value
     model.load_state_dict({name: value / len(paths) for name, value in total.items()})
-    features = feature_settings(header)
     save_model_file(
         output,
         model,
@@ -59,8 +66,23 @@ def average_models(
         dynamic_range_db=features["dynamic_range_db"],
         std_floor=features["std_floor"],
     )
-    if header.get("decoding"):
-        copy_decoding(paths[0], output, output)
+    if decoding := header.get("decoding"):
+        set_decoding(
+            output,
+            output,
+            decoding["lexicon"],
+            decoding["lm_arpa"],
+            decoding["beam_size"],
+            decoding["lm_weight"],
+            decoding["word_score"],
+        )
+
+
+def _json_object(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="model files (the first gives the settings)")
     parser.add_argument("-o", "--output", required=True, help="the averaged model file")
     parser.add_argument("--half", action="store_true", help="store float16 weights")
-    parser.add_argument("--info", type=json.loads, default=None, help="JSON provenance")
+    parser.add_argument("--info", type=_json_object, default=None, help="JSON object: provenance")
     args = parser.parse_args(argv)
     if len(args.models) < 2:
         parser.error("give two or more model files")
