@@ -142,6 +142,12 @@ def copy_decoding(
     if read_header(path)["tokenizer"] != theirs["tokenizer"]:
         raise ValueError(f"{source} and {path} have different vocabularies")
     decoding = {**theirs["decoding"], **changes}
+    store_decoding(path, output, decoding)
+    return decoding
+
+
+def store_decoding(path: str | Path, output: str | Path, decoding: dict[str, Any]) -> None:
+    """`set_decoding` with the settings of a header's "decoding" entry."""
     set_decoding(
         path,
         output,
@@ -151,7 +157,6 @@ def copy_decoding(
         decoding["lm_weight"],
         decoding["word_score"],
     )
-    return decoding
 
 
 def feature_settings(header: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from asr.model_file import (
     feature_settings,
     load_model_file,
     save_model_file,
-    set_decoding,
+    store_decoding,
 )
 
 
@@ -66,16 +66,8 @@ def average_models(
         dynamic_range_db=features["dynamic_range_db"],
         std_floor=features["std_floor"],
     )
-    if decoding := header.get("decoding"):
-        set_decoding(
-            output,
-            output,
-            decoding["lexicon"],
-            decoding["lm_arpa"],
-            decoding["beam_size"],
-            decoding["lm_weight"],
-            decoding["word_score"],
-        )
+    if header.get("decoding"):
+        store_decoding(output, output, header["decoding"])
 
 
 def _json_object(text: str) -> dict:
