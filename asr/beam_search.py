@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torchaudio.models.decoder import ctc_decoder
 
+from asr.features import make_pad_mask
 from asr.text import BLANK, Tokenizer, normalize_text
 
 SEPARATOR_TOKEN = "|"
@@ -263,7 +264,7 @@ class BeamSearchDecoder:
             )
         original_lengths = lengths.detach().to("cpu", torch.int64).clamp(0, log_probs.shape[1])
         emissions, decode_lengths = self._prepare(log_probs, lengths)
-        valid = torch.arange(emissions.shape[1])[None, :] < original_lengths[:, None]  # (B, T)
+        valid = ~make_pad_mask(original_lengths, emissions.shape[1])  # (B, T)
         nan = (torch.isnan(emissions).any(-1) & valid).any(-1)  # (B,)
         if nan.any():  # flashlight would return no hypothesis at all for them
             raise ValueError(f"log_probs hold NaN (utterances {nan.nonzero()[:, 0].tolist()})")

@@ -269,6 +269,13 @@ def prepare(
     return records
 
 
+def print_summary(out: Path, records: dict[str, list[Record]]) -> None:
+    """One line per manifest written: its path, utterances and words."""
+    for name, split in records.items():
+        words = sum(len(r["text"].split()) for r in split)
+        print(f"{out / name}.jsonl: {len(split)} utterances, {words} words")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -286,9 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, sf.LibsndfileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    for name, split in records.items():
-        words = sum(len(r["text"].split()) for r in split)
-        print(f"{args.out / name}.jsonl: {len(split)} utterances, {words} words")
+    print_summary(args.out, records)
     return 0
 
 

@@ -65,7 +65,7 @@ logger = logging.getLogger("saytime")
 
 
 def _asterisk():
-    """recipes/asterisk/prepare.py, for its grammar words, speech cut and joining."""
+    """recipes/asterisk/prepare.py, for its grammar words, speech cut, joining and summary."""
     path = REPO_ROOT / "recipes" / "asterisk" / "prepare.py"
     spec = importlib.util.spec_from_file_location("asterisk_prepare", path)
     module = importlib.util.module_from_spec(spec)
@@ -191,9 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    for name, split in records.items():
-        words = sum(len(r["text"].split()) for r in split)
-        print(f"{args.out / name}.jsonl: {len(split)} utterances, {words} words")
+    _asterisk().print_summary(args.out, records)
     return 0
 
 
