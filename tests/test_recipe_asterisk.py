@@ -48,6 +48,8 @@ missing: seven
 spy-nbs: N B S
 ascending-2tone: [ascending tones]
 vm-press: Press 1, or 2.
+silence/1: (1 second of silence)
+vm-leave: Leave a message. (tone plays)
 """
 
 
@@ -89,10 +91,12 @@ def test_training_prompts_are_every_other_plain_prompt(tmp_path):
     sounds, transcripts = make_prompts(tmp_path)
     records = asterisk.prepare(sounds, transcripts, tmp_path / "out", strings=0)
     # not the test prompts nor anything in digits/ or letters/ (the strings' source), not a
-    # sound description or spelt-out letters; "for" is fine to train on, only ambiguous alone
-    assert sorted(r["text"] for r in records["train"]) == ["for", "goodbye", "press one or two"]
+    # sound description or spelt-out letters, and a transcriber's (note) is not what she says;
+    # "for" is fine to train on, only ambiguous alone
+    texts = sorted(r["text"] for r in records["train"])
+    assert texts == ["for", "goodbye", "leave a message", "press one or two"]
     audio = {Path(r["audio"]).name for r in read_manifest(tmp_path / "out/train.jsonl")}
-    assert audio == {"for.wav", "vm-goodbye.wav", "vm-press.wav"}
+    assert audio == {"for.wav", "vm-goodbye.wav", "vm-leave.wav", "vm-press.wav"}
 
 
 def test_strings_join_her_prompts_deterministically(tmp_path):

@@ -19,7 +19,7 @@ all men); a model trained on it has heard her, so her two test sets then measure
 speaker on words said in other prompts or not at all (the digits folder is never in it):
 
 - train.jsonl: every other prompt of plain words (380, 21 minutes): not in the digits or
-  letters folders, no ``[sound]`` descriptions, no spelt-out letters.
+  letters folders, no ``[sound]`` descriptions or ``(notes)``, no spelt-out letters.
 
 Usage::
 
@@ -33,6 +33,7 @@ import gzip
 import importlib.util
 import logging
 import random
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -61,6 +62,7 @@ SKIPPED_FOLDERS = ("letters/",)  # letter names: "a" is [eI], not the word a
 # never trained on: the strings are joined from the digits folder, and a letter's name is
 # not what its one character spells
 TEST_ONLY_FOLDERS = ("digits/", "letters/")
+NOTE = re.compile(r"\([^)]*\)")  # a transcriber's note in a transcript, not speech
 DEFAULT_STRINGS = 200
 DIGIT_STRING_LENGTHS = (3, 5)  # digits per digit string, inclusive
 NUMBER_SHARE = 0.4  # share of the strings that are numbers 21-99, not digit strings
@@ -85,6 +87,9 @@ def grammar_words() -> set[str]:
 def read_transcripts(path: Path) -> dict[str, str]:
     """Prompt name -> text from ``name: text`` lines (gzip or plain); ``;`` lines are comments.
 
+    Notes in parentheses are not what she says ("(10 seconds of silence)", "IAX (note: does
+    not say "2")") and are left out of the text, which may then be empty.
+
     Raises:
         ValueError: a prompt is named twice (the message gives the file and line).
         UnicodeDecodeError: the file is not UTF-8.
@@ -99,7 +104,7 @@ def read_transcripts(path: Path) -> dict[str, str]:
                 continue
             if name in prompts:
                 raise ValueError(f"{path}:{number}: prompt {name!r} is listed twice")
-            prompts[name] = text.strip()
+            prompts[name] = " ".join(NOTE.sub(" ", text).split())
     return prompts
 
 
