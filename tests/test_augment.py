@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from asr.augment import add_noise, cut_edges, pad_with_silence
+from asr.augment import add_noise, cut_edges, pad_with_silence, place_spans
 
 
 def batch_audio() -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,6 +17,7 @@ def test_pad_with_silence_shifts_utterances_and_keeps_their_samples():
     audio, lengths = batch_audio()
     padded, new_lengths = pad_with_silence(audio, lengths, 4_000, 0.5)
     added = new_lengths - lengths
+    assert padded.shape[1] == new_lengths.max()  # silence after the speech is there too
     assert ((added >= 0) & (added <= 2 * 4_000)).all()
     assert 0 < (added > 0).sum() < 16  # about half the utterances get silence
     for i in range(16):
@@ -24,6 +25,19 @@ def test_pad_with_silence_shifts_utterances_and_keeps_their_samples():
         start = int(row.nonzero()[0])  # the first sample of the speech
         assert torch.equal(row[start : start + lengths[i]], audio[i, : lengths[i]])
         assert padded[i, new_lengths[i] :].abs().sum() == 0
+
+
+def test_place_spans_matches_copying_row_by_row():
+    g = torch.Generator().manual_seed(1)
+    audio = torch.randn(12, 500, generator=g)
+    count = torch.randint(0, 300, (12,), generator=g)  # target + count < 520
+    source = (torch.rand(12, generator=g) * (500 - count)).long()  # span within the row
+    target = torch.randint(0, 200, (12,), generator=g)
+    placed = place_spans(audio, source, target, count, width=520)
+    expected = torch.zeros(12, 520)
+    for i in range(12):
+        expected[i, target[i] : target[i] + count[i]] = audio[i, source[i] : source[i] + count[i]]
+    assert torch.equal(placed, expected)
 
 
 def test_add_noise_reaches_the_drawn_snr_within_the_valid_samples():

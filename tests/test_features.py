@@ -3,7 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from asr.features import HOP_LENGTH, N_FFT, N_MELS, LogMel, num_frames, warp_frequencies
+from asr.features import (
+    HOP_LENGTH,
+    N_FFT,
+    N_MELS,
+    LogMel,
+    num_frames,
+    warp_frequencies,
+    warped_filterbanks,
+)
 
 
 def test_log_mel_matches_librosa(rng):
@@ -71,6 +79,16 @@ def test_warp_moves_a_tone_by_the_factor_and_keeps_nyquist():
     assert torch.allclose(top, torch.full((3,), bins - 1.0))
     # The mapping is monotone: no bin reads from below its lower neighbour.
     assert (warp_frequencies(ramp, torch.tensor([1.0, 1.2, 0.8])).diff(dim=1) >= 0).all()
+
+
+def test_warped_filterbanks_equal_warping_the_spectrum_then_filtering():
+    g = torch.Generator().manual_seed(0)
+    power = torch.rand(4, N_FFT // 2 + 1, 30, generator=g)  # (B, K, T)
+    filterbank = LogMel().mel.mel_scale.fb  # (K, N_MELS)
+    factors = torch.tensor([0.9, 1.0, 1.07, 1.1])
+    warped_first = warp_frequencies(power, factors).transpose(1, 2) @ filterbank
+    in_the_filterbank = power.transpose(1, 2) @ warped_filterbanks(filterbank, factors)
+    assert torch.allclose(in_the_filterbank, warped_first, rtol=1e-5, atol=1e-6)
 
 
 def test_log_mel_warp_of_one_leaves_features_unchanged(rng):
