@@ -62,26 +62,30 @@ def edge_span(
 
 
 def place_spans(
-    audio: torch.Tensor, source: torch.Tensor, target: torch.Tensor, count: torch.Tensor, width: int
+    audio: torch.Tensor,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    count: torch.Tensor,
+    new_lengths: torch.Tensor,
 ) -> torch.Tensor:
-    """Copy a span of each row into a zero batch.
+    """Copy a span of each row into a zero batch as wide as the longest new length.
 
-    The spans' bounds come to the host in one transfer: slicing by tensor elements would make
-    a GPU wait once per bound and row (profiled on an H200: 333 such waits per recipe step,
-    benchmarks/README.md).
+    All bounds come to the host in one transfer: slicing by tensor elements made a GPU wait
+    once per bound and row (profiled on an H200: 266 waits per recipe step from this and the
+    old copies, benchmarks/README.md).
 
     Args:
         audio: (B, S) waveforms.
         source: (B,) first sample of each row's span; count: (B,) its samples, within S.
         target: (B,) where the span starts in the output.
-        width: the output's samples, at least max(target + count).
+        new_lengths: (B,) each output row's length, at least target + count.
 
     Returns:
-        (B, width) zeros but for row i's span at target[i].
+        (B, max(new_lengths)) zeros but for row i's span at target[i].
     """
-    placed = audio.new_zeros(audio.shape[0], width)
-    bounds = torch.stack([source, target, count], 1).tolist()  # (B, 3) Python ints
-    for row, (first, at, samples) in enumerate(bounds):
+    bounds = torch.stack([source, target, count, new_lengths], 1).tolist()  # (B, 4) ints
+    placed = audio.new_zeros(audio.shape[0], max(row[3] for row in bounds))
+    for row, (first, at, samples, _) in enumerate(bounds):
         placed[row, at : at + samples] = audio[row, first : first + samples]
     return placed
 
@@ -120,8 +124,7 @@ def cut_edges(
     chosen = (torch.rand(batch, device=audio.device) < probability) & (lengths >= EDGE_FRAME)
     start = torch.where(chosen, first * EDGE_FRAME, 0)
     new_lengths = torch.where(chosen, (last - first) * EDGE_FRAME, lengths)
-    width = int(new_lengths.max())  # the batch's one host-device sync
-    return place_spans(audio, start, torch.zeros_like(start), new_lengths, width), new_lengths
+    return place_spans(audio, start, torch.zeros_like(start), new_lengths, new_lengths), new_lengths
 
 
 def pad_with_silence(
@@ -141,8 +144,7 @@ def pad_with_silence(
     chosen = torch.rand(batch, device=audio.device) < probability  # (B,)
     before, after = torch.randint(0, most + 1, (2, batch), device=audio.device) * chosen
     new_lengths = lengths + before + after
-    width = int(new_lengths.max())  # the batch's one host-device sync
-    return place_spans(audio, torch.zeros_like(before), before, lengths, width), new_lengths
+    return place_spans(audio, torch.zeros_like(before), before, lengths, new_lengths), new_lengths
 
 
 def add_noise(
@@ -167,7 +169,7 @@ def add_noise(
     # on) is audible noise, not a slow drift, whatever the batch's length.
     slope = 2.0 * torch.rand(batch, 1, device=audio.device)  # (B, 1)
     # Coloured at a power-of-two length, then cut to the batch's: an FFT of the batch's own
-    # length (often with a large prime factor) was up to 6x slower, 12 % of a CPU step.
+    # length, often with a large prime factor (57,313 = 37 x 1,549), took 3.7x as long.
     size = 1 << (samples - 1).bit_length()
     white = torch.fft.rfft(torch.randn(batch, size, device=audio.device))  # (B, K)
     hz = torch.arange(white.shape[1], device=audio.device) * (SAMPLE_RATE / size)  # (K,)

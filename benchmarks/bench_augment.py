@@ -8,11 +8,12 @@ What is measured, variants interleaved in one run (medians), on one batch padded
 recipes/commands/config.yaml pads it (up to 1 s of silence at each end of 90 % of the
 utterances), so every variant sees the same shapes:
 
-(a) each augmentation of `CTCModule._shared_step` on that batch: `cut_edges`,
-    `pad_with_silence`, `add_noise`, and VTLP (LogMel with warp factors minus LogMel
-    without), against a training step on the same batch with the waveform augmentations off
-    (LogMel, SpecAugment, model forward and backward, CTC, NaN check, clipping, AdamW): their
-    sum's share of the step the two make together.
+(a) each augmentation of `CTCModule._shared_step` on the batch it gets there: `cut_edges`
+    and `pad_with_silence` on the unpadded batch, `add_noise` and VTLP (LogMel with warp
+    factors minus LogMel without: a difference of two medians, so noisy) on the padded one;
+    against a training step on the padded batch with the waveform augmentations off
+    (LogMel, SpecAugment, model forward and backward, CTC, NaN check, clipping, AdamW):
+    their sum's share of the step the two make together.
 (b) `asr.augment.place_spans` (span bounds brought to the host in one transfer), as
     `pad_with_silence` and `cut_edges` use it, against copying the same spans with bounds
     taken from the tensors row by row, as they did before: on a GPU each of those bounds is
@@ -93,7 +94,7 @@ def main() -> None:
 
     pieces = {
         "cut_edges": lambda: cut_edges(
-            padded, padded_lengths, hp["edge_cut_db"], hp["edge_cut_probability"]
+            audio, lengths, hp["edge_cut_db"], hp["edge_cut_probability"]
         ),
         "pad_with_silence": lambda: pad_with_silence(audio, lengths, most, hp["pad_probability"]),
         "add_noise": lambda: add_noise(padded, padded_lengths, power, hp["noise_snr_db"]),
@@ -114,7 +115,7 @@ def main() -> None:
     spans = (torch.zeros_like(shift), shift, lengths)  # as pad_with_silence places them
     times = interleave(
         {
-            "place_spans": lambda: place_spans(audio, *spans, int((shift + lengths).max())),
+            "place_spans": lambda: place_spans(audio, *spans, shift + lengths),
             "tensor bounds": lambda: row_by_row(audio, *spans),
         },
         args.repeats * 3,

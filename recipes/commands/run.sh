@@ -9,8 +9,10 @@
 #                                           # (about 65 min on 2 cores), 24 on a GPU (about 24 s
 #                                           # an epoch on an H200 with 16 cores; EPOCHS=N
 #                                           # to choose; with another N, use a new EXP: a run
-#                                           # resumes its last.ckpt); the bundled model's
-#                                           # stages are in README.md
+#                                           # resumes its last.ckpt; WORKERS=N loader
+#                                           # workers, by default 2 on a CPU and all cores
+#                                           # but two, at most 12, on a GPU); the bundled
+#                                           # model's stages are in README.md
 #
 # Both evaluate the model they train and the bundled model on the same test splits.
 # Idempotent: finished corpora are reused; a killed training resumes from its last.ckpt.
@@ -29,9 +31,11 @@ if [ "${FULL:-0}" = 1 ]; then
   # A 2-core CPU needs about 7 minutes per epoch: config.yaml's 24 would be cut halfway
   # through their learning-rate schedule by its 80-minute max_time, 8 take 57 minutes.
   # An H200 took 13 batches a second (24 s an epoch) with 12 loader workers; config.yaml's 2
-  # make at most about 17 (0.12 s of CPU per batch), so a GPU gets all cores but two.
-  if [ "$($PY -c 'import torch; print(int(torch.cuda.is_available()))')" = 1 ]; then
-    EPOCHS=${EPOCHS:-24}; WORKERS=${WORKERS:-$(( $(nproc) > 4 ? $(nproc) - 2 : 2 ))}
+  # make about 20 (0.1 s of CPU per batch each): enough for that, not for a faster step.
+  GPU=$($PY -c 'import torch; print(int(torch.cuda.is_available()))')
+  if [ "$GPU" = 1 ]; then
+    cores=$(nproc)
+    EPOCHS=${EPOCHS:-24}; WORKERS=${WORKERS:-$(( cores > 14 ? 12 : (cores > 4 ? cores - 2 : 2) ))}
   else
     EPOCHS=${EPOCHS:-8}; WORKERS=${WORKERS:-2}
   fi
