@@ -2,12 +2,13 @@
 
 import os
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import torch
-from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
@@ -21,6 +22,55 @@ from asr.model_file import load_weights_only_checkpoint
 DDP_TIMEOUT_S = int(os.environ.get("ASR_DDP_TIMEOUT_S", 600))  # collective wait, seconds
 
 
+class EpochSummary(Callback):
+    """A line on stdout after each epoch that validated: where a run stands, for logs.
+
+    Added when there is no progress bar (output not a terminal), which would otherwise leave
+    a long run silent until it ends. Rank zero only.
+    """
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._since = time.monotonic()  # the last line printed, or the start
+        self._epochs_since = 0
+        self._validated = False
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._validated = not trainer.sanity_checking
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._epochs_since += 1
+        if not (self._validated and trainer.is_global_zero):
+            return
+        self._validated = False
+        per_epoch = (time.monotonic() - self._since) / self._epochs_since  # seconds
+        self._since, self._epochs_since = time.monotonic(), 0
+        epoch, total = trainer.current_epoch + 1, trainer.max_epochs
+        line = f"epoch {epoch}" + (f"/{total}" if total and total > 0 else "")
+        line += f", step {trainer.global_step}"
+        metrics = trainer.callback_metrics
+        for name in ("train_loss", "val_loss"):
+            if name in metrics:
+                line += f", {name} {float(metrics[name]):.3f}"
+        for name in ("val_wer", "val_cer"):
+            if name in metrics:
+                line += f", {name} {float(metrics[name]):.2%}"
+        line += f", {_duration(per_epoch)} an epoch"
+        if total and total > epoch:
+            line += f", about {_duration((total - epoch) * per_epoch)} to go"
+        print(line, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """'0.4 s', '42 s', '3.5 min' or '1.2 h'."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class TrainCLI(LightningCLI):
     """LightningCLI with a checkpoint callback configured by plain keys and an export step.
 
@@ -32,7 +82,8 @@ class TrainCLI(LightningCLI):
 
     Logs: unless `trainer.logger` is set, each run writes TensorBoard event files under
     `<default_root_dir>/lightning_logs/version_N/` and `<default_root_dir>/csv/version_N/
-    metrics.csv` (read by `asr plot-training`).
+    metrics.csv` (read by `asr plot-training`). Without a terminal (no progress bar), a
+    line per validated epoch on stdout (`EpochSummary`).
 
     Fault tolerance:
         - Automatic resume: `asr fit` without `--ckpt_path` resumes from
@@ -81,6 +132,8 @@ class TrainCLI(LightningCLI):
             )
         trainer = super().instantiate_trainer(**kwargs)
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        if trainer.progress_bar_callback is None:
+            trainer.callbacks.append(EpochSummary())
         return trainer
 
     def before_fit(self) -> None:

@@ -53,10 +53,12 @@ def trained_model(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
     command = ["fit", "--config", "recipes/tiny/config.yaml"]
     command += ["--data.train_manifest", manifest, "--data.val_manifest", manifest]
     command += ["--trainer.default_root_dir", str(out), "--trainer.enable_progress_bar", "false"]
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "asr.cli", *command, "--export", str(model)],
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
+        text=True,
         check=True,
     )
+    (out / "fit.log").write_text(done.stdout)  # for the tests of what `asr fit` prints
     return model

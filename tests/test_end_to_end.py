@@ -150,6 +150,15 @@ def test_fit_logs_tensorboard_and_csv_under_the_root_dir(trained_model, tmp_path
     assert curves.stat().st_size > 10_000
 
 
+def test_fit_without_a_terminal_prints_a_line_per_validated_epoch(trained_model):
+    log = (trained_model.parent / "fit.log").read_text()
+    lines = [line for line in log.splitlines() if line.startswith("epoch ")]
+    # recipes/tiny/config.yaml: 160 epochs, validation every 40.
+    assert [line.split(",")[0] for line in lines] == [f"epoch {e}/160" for e in (40, 80, 120, 160)]
+    assert all("val_wer" in line and "s an epoch" in line for line in lines)
+    assert " to go" in lines[0] and " to go" not in lines[-1]
+
+
 def test_cli_missing_or_corrupt_model_is_a_clear_error(tiny_corpus, tmp_path):
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\x00" * 100)
