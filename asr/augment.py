@@ -143,6 +143,22 @@ def pad_with_silence(
     batch = audio.shape[0]
     chosen = torch.rand(batch, device=audio.device) < probability  # (B,)
     before, after = torch.randint(0, most + 1, (2, batch), device=audio.device) * chosen
+    return place_silence(audio, lengths, before, after)
+
+
+def place_silence(
+    audio: torch.Tensor, lengths: torch.Tensor, before: torch.Tensor, after: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put `before` and `after` samples of zeros around each utterance (amounts drawn
+    elsewhere: by `pad_with_silence`, or by `asr.data.DurationBatchSampler` before batching).
+
+    Args:
+        audio: (B, S) zero-padded waveforms; lengths: (B,) valid samples.
+        before, after: (B,) samples of silence at each end.
+
+    Returns:
+        (B, S') waveforms and (B,) lengths, each utterance shifted by its leading silence.
+    """
     new_lengths = lengths + before + after
     return place_spans(audio, torch.zeros_like(before), before, lengths, new_lengths), new_lengths
 

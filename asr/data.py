@@ -12,15 +12,18 @@ from asr.audio import SAMPLE_RATE, load_audio, resample
 from asr.text import Tokenizer, normalize_text
 
 FRAMES_PER_SECOND = 100  # feature frames per second of audio (10 ms hop)
+HOP = SAMPLE_RATE // FRAMES_PER_SECOND  # samples per feature frame
 JITTER = 0.05  # relative noise on durations before sorting: batches differ between epochs
 
 
 class SpeechDataset(Dataset):
     """Manifest records -> (waveform, token ids) pairs.
 
-    Items are read by index, or by `(index, speed_factor)` (what `DurationBatchSampler` yields
-    when it perturbs speed): the audio is then resampled to play that many times faster
-    (speed perturbation, pitch included).
+    Items are read by index, or by `(index, speed_factor)` or `(index, speed_factor,
+    silence_before, silence_after)` (what `DurationBatchSampler` yields when it perturbs
+    speed or draws silence): the audio is then resampled to play that many times faster
+    (speed perturbation, pitch included), and the silence amounts (samples) travel with the
+    item for the training step to add (`asr.augment.place_silence`).
 
     Args:
         records: dicts with "audio" (absolute path) and "text".
@@ -34,8 +37,8 @@ class SpeechDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, key: int | tuple[int, float]) -> dict:
-        index, factor = key if isinstance(key, tuple) else (key, 1.0)
+    def __getitem__(self, key: int | tuple) -> dict:
+        index, factor, *silence = key if isinstance(key, tuple) else (key, 1.0)
         record = self.records[index]
         audio = torch.from_numpy(load_audio(record["audio"]))
         if factor != 1.0:
@@ -43,7 +46,10 @@ class SpeechDataset(Dataset):
             audio = resample(audio, round(SAMPLE_RATE * factor / 100) * 100, SAMPLE_RATE)
         text = normalize_text(record["text"])
         tokens = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
-        return {"index": index, "audio": audio, "tokens": tokens, "text": text}
+        item = {"index": index, "audio": audio, "tokens": tokens, "text": text}
+        if silence:
+            item["silence"] = tuple(silence)
+        return item
 
 
 def collate(items: list[dict]) -> dict:
@@ -51,7 +57,8 @@ def collate(items: list[dict]) -> dict:
 
     Returns:
         dict with audio (B, S) float32, audio_lengths (B,) int64, tokens (B, L) int64,
-        token_lengths (B,) int64, texts list[str], indices (B,) int64.
+        token_lengths (B,) int64, texts list[str], indices (B,) int64, and, when the items
+        carry silence to add, silence (2, B) int64 samples before and after each.
     """
     audio_lengths = torch.tensor([len(it["audio"]) for it in items], dtype=torch.long)
     token_lengths = torch.tensor([len(it["tokens"]) for it in items], dtype=torch.long)
@@ -60,7 +67,7 @@ def collate(items: list[dict]) -> dict:
     for i, item in enumerate(items):
         audio[i, : len(item["audio"])] = item["audio"]
         tokens[i, : len(item["tokens"])] = item["tokens"]
-    return {
+    batch = {
         "audio": audio,
         "audio_lengths": audio_lengths,
         "tokens": tokens,
@@ -68,6 +75,9 @@ def collate(items: list[dict]) -> dict:
         "texts": [it["text"] for it in items],
         "indices": torch.tensor([it["index"] for it in items], dtype=torch.long),
     }
+    if "silence" in items[0]:
+        batch["silence"] = torch.tensor([it["silence"] for it in items], dtype=torch.long).T
+    return batch
 
 
 class DurationBatchSampler(Sampler[list]):
@@ -81,17 +91,24 @@ class DurationBatchSampler(Sampler[list]):
 
     With speed factors, each utterance draws its factor here, before bucketing, and batches
     hold `(index, factor)` pairs: buckets then group the durations the model will really see
-    (drawn later, a 0.8x and a 1.2x copy of equal clips pad each other by 50 %).
+    (drawn later, a 0.8x and a 1.2x copy of equal clips pad each other by 50 %). Silence
+    padding (`silence`) is drawn here for the same reason, and batches then hold `(index,
+    factor, before, after)`, bucketed and budgeted by the padded length (drawn in the
+    training step instead, up to 1 s at each end left a quarter of a batch's frames past the
+    ends of its utterances: benchmarks/README.md).
 
     Args:
         durations: seconds per utterance.
-        max_frames: budget of padded feature frames (10 ms each) per batch.
+        max_frames: budget of padded feature frames (10 ms each) per batch, silence
+            padding included.
         shuffle: jitter and shuffle (training); otherwise batches are sorted by duration.
         seed: base seed; the epoch is added to it (see `set_epoch`).
         num_replicas, rank: the distributed world; default: a single process.
         drop_last: drop the batches that do not divide evenly across ranks; otherwise the
             last ranks repeat a few batches (fine for validation).
         speed_factors: speed perturbation factors to draw from (training); none: indices only.
+        silence: (most, probability): that share of the utterances gets 0 to `most` samples
+            of silence at each end, drawn uniformly (training); None: none.
     """
 
     def __init__(
@@ -104,16 +121,20 @@ class DurationBatchSampler(Sampler[list]):
         rank: int = 0,
         drop_last: bool = True,
         speed_factors: Sequence[float] = (),
+        silence: tuple[int, float] | None = None,
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside world size {num_replicas}")
         self.frames = [max(1, math.ceil(d * FRAMES_PER_SECOND)) for d in durations]
         self.speed_factors = tuple(speed_factors)
+        self.silence = silence
         slowest = min(self.speed_factors, default=1.0)
-        if math.ceil(max(self.frames, default=0) / slowest) > max_frames:
+        most_silence = math.ceil(2 * silence[0] / HOP) if silence else 0  # frames
+        longest = math.ceil(max(self.frames, default=0) / slowest) + most_silence
+        if longest > max_frames:
             raise ValueError(
                 f"max_frames={max_frames} is smaller than the longest utterance "
-                f"({math.ceil(max(self.frames) / slowest)} frames): raise max_frames"
+                f"({longest} frames, silence padding included): raise max_frames"
             )
         self.max_frames = max_frames
         self.shuffle = shuffle
@@ -133,23 +154,37 @@ class DurationBatchSampler(Sampler[list]):
         rng = random.Random(self.seed + self.epoch)
         order = list(range(len(self.frames)))
         frames = self.frames
+        factors = [1.0] * len(order)
         if self.speed_factors:
             factors = [rng.choice(self.speed_factors) for _ in order]
             frames = [math.ceil(n / f) for n, f in zip(self.frames, factors, strict=True)]
+        padded = frames  # what the model will run: speech and silence
+        if self.silence:
+            most, probability = self.silence
+            chosen = [rng.random() < probability for _ in order]
+            silence = [
+                (rng.randint(0, most), rng.randint(0, most)) if c else (0, 0) for c in chosen
+            ]
+            padded = [
+                n + math.ceil((a + b) / HOP) for n, (a, b) in zip(frames, silence, strict=True)
+            ]
         if self.shuffle:
             jitter = [rng.uniform(1 - JITTER, 1 + JITTER) for _ in order]
-            order.sort(key=lambda i: frames[i] * jitter[i])
+            order.sort(key=lambda i: padded[i] * jitter[i])
         else:
-            order.sort(key=lambda i: frames[i])
+            order.sort(key=lambda i: padded[i])
         batches: list[list] = []
         batch: list = []
         longest = 0
         for i in order:
-            new_longest = max(longest, frames[i])
+            new_longest = max(longest, padded[i])
             if batch and (len(batch) + 1) * new_longest > self.max_frames:
                 batches.append(batch)
-                batch, new_longest = [], frames[i]
-            batch.append((i, factors[i]) if self.speed_factors else i)
+                batch, new_longest = [], padded[i]
+            if self.silence:
+                batch.append((i, factors[i], *silence[i]))
+            else:
+                batch.append((i, factors[i]) if self.speed_factors else i)
             longest = new_longest
         if batch:
             batches.append(batch)

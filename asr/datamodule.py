@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import lightning as L
 from torch.utils.data import DataLoader
 
+from asr.audio import SAMPLE_RATE
 from asr.data import DurationBatchSampler, SpeechDataset, collate
 from asr.manifest import read_manifest
 from asr.text import Tokenizer
@@ -16,10 +17,15 @@ class SpeechDataModule(L.LightningDataModule):
     Args:
         train_manifest, val_manifest, test_manifest: manifest path, or a list of them whose
             utterances are pooled (test optional).
-        max_frames: padded feature frames (10 ms) per batch; the batch-size knob.
+        max_frames: padded feature frames (10 ms) per batch, silence padding included; the
+            batch-size knob.
         num_workers: dataloader worker processes (audio reading and resampling).
         speed_factors: speed perturbation factors for training audio, e.g. [0.9, 1.0, 1.1].
         seed: shuffling seed (the epoch is added each epoch).
+        pad_silence, pad_probability: silence padding of training utterances (seconds at
+            most at each end, share padded), drawn by the batch sampler so that batches
+            group padded lengths; the training step adds it. `asr fit` links them to
+            `CTCModule`'s arguments of the same names, which document them.
     """
 
     def __init__(
@@ -31,6 +37,8 @@ class SpeechDataModule(L.LightningDataModule):
         num_workers: int = 2,
         speed_factors: Sequence[float] | None = None,
         seed: int = 0,
+        pad_silence: float = 0.0,
+        pad_probability: float = 0.5,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -50,6 +58,7 @@ class SpeechDataModule(L.LightningDataModule):
             rank=self.trainer.global_rank if self.trainer else 0,
             drop_last=train,
             speed_factors=(self.hparams.speed_factors or ()) if train else (),
+            silence=self._silence() if train else None,
         )
         if self.trainer is not None:  # a resumed run goes on with its epoch's batches
             sampler.set_epoch(self.trainer.current_epoch)
@@ -61,6 +70,12 @@ class SpeechDataModule(L.LightningDataModule):
             num_workers=workers,
             persistent_workers=workers > 0,
         )
+
+    def _silence(self) -> tuple[int, float] | None:
+        """(samples at most, share) of training silence padding, or None for none."""
+        if self.hparams.pad_silence <= 0:
+            return None
+        return int(self.hparams.pad_silence * SAMPLE_RATE), self.hparams.pad_probability
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.hparams.train_manifest, train=True)

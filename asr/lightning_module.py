@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from asr.audio import SAMPLE_RATE
-from asr.augment import add_noise, check_range_db, cut_edges, pad_with_silence
+from asr.augment import add_noise, check_range_db, cut_edges, pad_with_silence, place_silence
 from asr.decoding import greedy_texts
 from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel
 from asr.metrics import ErrorCounts, char_errors, word_errors
@@ -49,6 +49,8 @@ class CTCModule(L.LightningModule):
             silence, up to this many seconds, before and after them (recordings that are
             padded with zeros or start with a muted microphone; 0: off). Without it a model
             can learn that tightly trimmed audio (as FSDD's) means one kind of speech.
+            Under `asr fit` the batch sampler draws the amounts (`SpeechDataModule`), so
+            batches group padded lengths; with another loader this module draws them.
         pad_probability: the share of training utterances that `pad_silence` pads.
         vtlp: vocal tract length perturbation of training audio: each utterance's spectrum
             is warped by a factor drawn uniformly from [1 - vtlp, 1 + vtlp] (0: off; see
@@ -180,7 +182,10 @@ class CTCModule(L.LightningModule):
         noisy = stage == "train" and hp.noise_snr_db is not None
         if noisy:  # the speech's power before any silence padding: the SNR's reference
             power = audio.square().sum(1) / audio_lengths.clamp_min(1)  # (B,)
-        if stage == "train" and hp.pad_silence > 0:
+        if stage == "train" and "silence" in batch:  # drawn by the batch sampler
+            before, after = batch["silence"]
+            audio, audio_lengths = place_silence(audio, audio_lengths, before, after)
+        elif stage == "train" and hp.pad_silence > 0:  # a loader that draws none
             most = int(hp.pad_silence * SAMPLE_RATE)
             audio, audio_lengths = pad_with_silence(audio, audio_lengths, most, hp.pad_probability)
         if noisy:

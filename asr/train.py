@@ -100,6 +100,10 @@ class TrainCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # Silence padding is the model's setting; the batch sampler draws it (see
+        # `SpeechDataModule`), so batches group the padded lengths the model will run.
+        for name in ("pad_silence", "pad_probability"):
+            parser.link_arguments(f"model.{name}", f"data.{name}")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_wer",
@@ -115,7 +119,7 @@ class TrainCLI(LightningCLI):
         parser.add_argument("--export", type=str | None, default=None, help="model file to write")
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False
         if config.checkpoint.dirpath is None:
             # A fixed folder (not one per logger version) so a re-run finds last.ckpt.
             root = config.trainer.default_root_dir or "."

@@ -41,7 +41,9 @@ RECIPE_DROPOUT = 0.1  # recipes/commands/config.yaml
 RECIPE_LR = 2e-3
 RECIPE_WEIGHT_DECAY = 1e-2  # CTCModule's default
 RECIPE_GRAD_CLIP = 5.0  # trainer.gradient_clip_val (norm clipping)
-RECIPE_MAX_FRAMES = 8000  # data.max_frames: padded 10 ms frames per batch
+# Speech frames (10 ms) per batch: config.yaml's data.max_frames is 12000 since stop 23,
+# counting the silence padding too, which gives batches of about this much speech.
+RECIPE_MAX_FRAMES = 8000
 RECIPE_SPEED_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.2)
 RECIPE_TRAIN_MANIFESTS = ("data/commands/train.jsonl", "data/fsdd/train.jsonl")
 FRAMES_PER_SECOND = 100  # feature frames per second of audio (10 ms hop)

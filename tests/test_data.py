@@ -100,6 +100,43 @@ def test_speed_factors_drawn_before_bucketing():
         DurationBatchSampler([1.9], max_frames=200, speed_factors=[0.8, 1.0])
 
 
+def test_silence_drawn_before_bucketing_keeps_batches_full_of_speech():
+    """Batches hold (index, factor, before, after); buckets and budget count the silence."""
+    rng = torch.Generator().manual_seed(0)
+    d = (1.0 + torch.rand(600, generator=rng)).tolist()
+    most = 16_000  # samples: 1 s at each end at most
+    sampler = DurationBatchSampler(
+        d, max_frames=4000, speed_factors=[0.8, 1.0, 1.25], seed=3, silence=(most, 0.9)
+    )
+    batches = list(sampler)
+    items = [item for batch in batches for item in batch]
+    assert sorted(item[0] for item in items) == list(range(600))
+    silences = [(before, after) for _, _, before, after in items]
+    assert all(0 <= s <= most for pair in silences for s in pair)
+    assert 0.85 < sum(pair != (0, 0) for pair in silences) / 600 < 0.95
+    inside = total = 0
+    for batch in batches:
+        frames = [d[i] * FRAMES_PER_SECOND / f + (b + a) / 160 for i, f, b, a in batch]
+        assert len(batch) * max(frames) <= 4000 + len(batch)  # ceil() per utterance
+        total += len(batch) * max(frames)
+        inside += sum(frames)
+    assert inside / total > 0.9  # silence drawn in the training step left 0.74 here
+    assert list(sampler) == batches  # same epoch, same draw
+    with pytest.raises(ValueError, match="silence padding included"):
+        DurationBatchSampler([1.0], max_frames=250, silence=(most, 0.9))
+
+
+def test_items_carry_their_silence_into_the_batch(tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(8_000, np.float32), 16_000)
+    ds = SpeechDataset([{"audio": str(path), "text": "a"}] * 2, Tokenizer())
+    batch = collate([ds[0, 1.0, 100, 200], ds[1, 1.0, 0, 0]])
+    assert batch["silence"].tolist() == [[100, 0], [200, 0]]  # (2, B): before, after
+    assert "silence" not in collate([ds[0], ds[1]])
+
+
 def test_every_training_epoch_has_the_first_epochs_number_of_batches():
     """Lightning counts an epoch's batches once and validates after that many: an epoch
     with fewer batches would go unvalidated and unsaved."""

@@ -157,6 +157,40 @@ def test_bf16_mixed_training_with_gradient_clipping(tiny_corpus, tmp_path):
     assert all(torch.isfinite(p).all() for p in module.parameters())
 
 
+def test_training_step_adds_the_silence_the_batch_carries(monkeypatch):
+    module = small_module(spec_augment=0, pad_silence=1.0, pad_probability=1.0)
+    seen = []
+    real = module.features.forward
+
+    def spy(audio, lengths, warp=None):
+        seen.append((audio, lengths))
+        return real(audio, lengths, warp)
+
+    monkeypatch.setattr(module.features, "forward", spy)
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    given = batch()
+    module._shared_step({**given, "silence": torch.tensor([[100, 0], [50, 3000]])}, "train")
+    audio, lengths = seen[-1]
+    assert lengths.tolist() == [16_000 + 150, 9_000 + 3000]
+    assert torch.equal(audio[0, 100 : 100 + 16_000], given["audio"][0])
+    assert audio[0, :100].abs().sum() == 0 and audio[1, 9_000:].abs().sum() == 0
+    module._shared_step(given, "train")  # a batch without silence: the module draws it
+    assert (seen[-1][1] > given["audio_lengths"]).all()
+
+
+def test_fit_links_the_models_silence_padding_to_the_batch_sampler(tmp_path):
+    from asr.datamodule import SpeechDataModule
+    from asr.train import TrainCLI
+
+    args = ["--config", "recipes/tiny/config.yaml", "--trainer.default_root_dir", str(tmp_path)]
+    args += ["--data.train_manifest", "unread.jsonl", "--data.val_manifest", "unread.jsonl"]
+    args += ["--model.pad_silence", "0.5", "--model.pad_probability", "0.7"]
+    cli = TrainCLI(CTCModule, SpeechDataModule, args=args, run=False)
+    assert cli.datamodule.hparams.pad_silence == cli.model.hparams.pad_silence == 0.5
+    assert cli.datamodule.hparams.pad_probability == cli.model.hparams.pad_probability == 0.7
+    assert cli.datamodule._silence() == (8_000, 0.7)  # samples at most, share
+
+
 def test_vtlp_warps_training_features_only(monkeypatch):
     module = small_module(spec_augment=0, vtlp=0.1)
     seen = []
