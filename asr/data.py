@@ -75,8 +75,9 @@ def collate(items: list[dict]) -> dict:
         "texts": [it["text"] for it in items],
         "indices": torch.tensor([it["index"] for it in items], dtype=torch.long),
     }
-    if "silence" in items[0]:
-        batch["silence"] = torch.tensor([it["silence"] for it in items], dtype=torch.long).T
+    if any("silence" in it for it in items):
+        silence = [it.get("silence", (0, 0)) for it in items]
+        batch["silence"] = torch.tensor(silence, dtype=torch.long).T  # (2, B)
     return batch
 
 

@@ -50,7 +50,8 @@ class CTCModule(L.LightningModule):
             padded with zeros or start with a muted microphone; 0: off). Without it a model
             can learn that tightly trimmed audio (as FSDD's) means one kind of speech.
             Under `asr fit` the batch sampler draws the amounts (`SpeechDataModule`), so
-            batches group padded lengths; with another loader this module draws them.
+            batches group padded lengths; with another loader this module draws them. A
+            batch that carries silence amounts gets them whatever this setting says.
         pad_probability: the share of training utterances that `pad_silence` pads.
         vtlp: vocal tract length perturbation of training audio: each utterance's spectrum
             is warped by a factor drawn uniformly from [1 - vtlp, 1 + vtlp] (0: off; see

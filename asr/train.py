@@ -25,14 +25,26 @@ DDP_TIMEOUT_S = int(os.environ.get("ASR_DDP_TIMEOUT_S", 600))  # collective wait
 class EpochSummary(Callback):
     """A line on stdout after each epoch that validated: where a run stands, for logs.
 
-    Added when there is no progress bar (output not a terminal), which would otherwise leave
-    a long run silent until it ends. Rank zero only.
+    Added when there is no progress bar (stderr not a terminal), which would otherwise leave
+    a long run silent until it ends. Rank zero only. The time to go counts the epochs left
+    (`max_epochs`), not `max_time` or `max_steps`.
     """
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._since = time.monotonic()  # the last line printed, or the start
         self._epochs_since = 0
         self._validated = False
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._loss_sum, self._batches = 0.0, 0
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self._loss_sum = self._loss_sum + loss.detach()  # a tensor: no wait for a GPU
+            self._batches += 1
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._validated = not trainer.sanity_checking
@@ -47,10 +59,11 @@ class EpochSummary(Callback):
         epoch, total = trainer.current_epoch + 1, trainer.max_epochs
         line = f"epoch {epoch}" + (f"/{total}" if total and total > 0 else "")
         line += f", step {trainer.global_step}"
+        if self._batches:
+            line += f", train_loss {float(self._loss_sum) / self._batches:.3f} (epoch mean)"
         metrics = trainer.callback_metrics
-        for name in ("train_loss", "val_loss"):
-            if name in metrics:
-                line += f", {name} {float(metrics[name]):.3f}"
+        if "val_loss" in metrics:
+            line += f", val_loss {float(metrics['val_loss']):.3f}"
         for name in ("val_wer", "val_cer"):
             if name in metrics:
                 line += f", {name} {float(metrics[name]):.2%}"

@@ -137,6 +137,24 @@ def test_items_carry_their_silence_into_the_batch(tmp_path):
     assert "silence" not in collate([ds[0], ds[1]])
 
 
+def test_data_module_sends_silence_with_training_batches_only(tmp_path):
+    import soundfile as sf
+
+    from asr.datamodule import SpeechDataModule
+
+    lines = []
+    for i in range(6):
+        sf.write(tmp_path / f"{i}.wav", np.zeros(8_000, np.float32), 16_000)
+        lines.append(f'{{"audio": "{i}.wav", "text": "a", "duration": 0.5}}')
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    manifest = str(tmp_path / "m.jsonl")
+    data = SpeechDataModule(manifest, manifest, max_frames=1000, num_workers=0, pad_silence=0.2)
+    train = next(iter(data.train_dataloader()))
+    assert train["silence"].shape == (2, len(train["texts"]))
+    assert int(train["silence"].min()) >= 0 and int(train["silence"].max()) <= 3_200
+    assert "silence" not in next(iter(data.val_dataloader()))
+
+
 def test_every_training_epoch_has_the_first_epochs_number_of_batches():
     """Lightning counts an epoch's batches once and validates after that many: an epoch
     with fewer batches would go unvalidated and unsaved."""
