@@ -34,6 +34,7 @@ class EpochSummary(Callback):
         self._since = time.monotonic()  # the last line printed, or the start
         self._epochs_since = 0
         self._validated = False
+        self._loss_sum, self._batches = 0.0, 0  # a run resumed mid-epoch starts no epoch
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._loss_sum, self._batches = 0.0, 0
