@@ -9,10 +9,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.features import HOP_LENGTH
 from asr.text import Tokenizer, normalize_text
 
 FRAMES_PER_SECOND = 100  # feature frames per second of audio (10 ms hop)
-HOP = SAMPLE_RATE // FRAMES_PER_SECOND  # samples per feature frame
 JITTER = 0.05  # relative noise on durations before sorting: batches differ between epochs
 
 
@@ -130,7 +130,7 @@ class DurationBatchSampler(Sampler[list]):
         self.speed_factors = tuple(speed_factors)
         self.silence = silence
         slowest = min(self.speed_factors, default=1.0)
-        most_silence = math.ceil(2 * silence[0] / HOP) if silence else 0  # frames
+        most_silence = math.ceil(2 * silence[0] / HOP_LENGTH) if silence else 0  # frames
         longest = math.ceil(max(self.frames, default=0) / slowest) + most_silence
         if longest > max_frames:
             raise ValueError(
@@ -167,7 +167,8 @@ class DurationBatchSampler(Sampler[list]):
                 (rng.randint(0, most), rng.randint(0, most)) if c else (0, 0) for c in chosen
             ]
             padded = [
-                n + math.ceil((a + b) / HOP) for n, (a, b) in zip(frames, silence, strict=True)
+                n + math.ceil(sum(pair) / HOP_LENGTH)
+                for n, pair in zip(frames, silence, strict=True)
             ]
         if self.shuffle:
             jitter = [rng.uniform(1 - JITTER, 1 + JITTER) for _ in order]
