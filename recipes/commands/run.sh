@@ -6,7 +6,7 @@
 #                                           # fine-tuned on it for 2 epochs
 #   FULL=1 bash recipes/commands/run.sh     # a model from scratch: 12,000 utterances,
 #                                           # recipes/commands/config.yaml, 8 epochs on a CPU
-#                                           # (about 40 min on 2 cores), 24 on a GPU (about 24 s
+#                                           # (about 40 min on 2 cores), 24 on a GPU (about 22 s
 #                                           # an epoch on an H200 with 16 cores; EPOCHS=N
 #                                           # to choose; with another N, use a new EXP: a run
 #                                           # resumes its last.ckpt; WORKERS=N loader
@@ -30,8 +30,9 @@ if [ "${FULL:-0}" = 1 ]; then
   DATA=${DATA:-data/commands}
   # A 2-core CPU needs about 4.5 minutes per epoch: config.yaml's 24 would be cut halfway
   # through their learning-rate schedule by its 80-minute max_time, 8 take 36 minutes.
-  # An H200 took 13 batches a second (24 s an epoch) with 12 loader workers; config.yaml's 2
-  # make about 20 (0.1 s of CPU per batch each): enough for that, not for a faster step.
+  # An H200 took 14 batches a second (22 s an epoch) with 12 loader workers, bound by the
+  # step's host work; config.yaml's 2 make about 20 (0.1 s of CPU per batch each): enough for
+  # that step, not for a faster one.
   GPU=$($PY -c 'import torch; print(int(torch.cuda.is_available()))')
   if [ "$GPU" = 1 ]; then
     cores=$(nproc)
