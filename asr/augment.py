@@ -1,11 +1,13 @@
 """Waveform augmentations for training batches: edge cuts, silence padding, coloured noise.
 
 Each takes a zero-padded batch, (B, S) audio with (B,) valid lengths in samples, draws from
-torch's global generator (seeded by `seed_everything`) on the batch's device, and decides per
-utterance whether to apply itself.
+torch's global generator (seeded by `seed_everything`; in a DataLoader worker, the seed
+torch gives each worker) on the batch's device, and decides per utterance whether to apply
+itself. `WaveformAugment` applies them in their order.
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -196,3 +198,55 @@ def add_noise(
     noise_power = noise.square().sum(1) / lengths.clamp_min(1)  # (B,)
     gain = (power / 10 ** (snr / 10) / noise_power.clamp_min(1e-12)).sqrt() * chosen
     return audio + noise * gain[:, None]
+
+
+@dataclass(frozen=True)
+class WaveformAugment:
+    """The training waveform augmentations, in order: edge cuts, silence, noise.
+
+    `asr fit` runs them in the DataLoader's worker processes (`asr.data.collate` with
+    `augment`), so that a GPU's host is not busy with their many small operations (38 ms of a
+    71 ms recipe step on an H200, benchmarks/README.md); `CTCModule` runs them itself on
+    batches that come without them. Settings as `CTCModule`'s arguments of the same names.
+
+    Attributes:
+        edge_cut_db: (low, high) dB for `cut_edges`, or None: no cuts.
+        edge_cut_probability: the share of utterances cut.
+        pad_silence: samples of silence at most at each end, drawn here for batches that
+            carry no amounts of their own (0: none).
+        pad_probability: the share of utterances padded.
+        noise_snr_db: (low, high) SNR for `add_noise`, or None: no noise.
+    """
+
+    edge_cut_db: tuple[float, float] | None = None
+    edge_cut_probability: float = 0.5
+    pad_silence: int = 0
+    pad_probability: float = 0.5
+    noise_snr_db: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("edge_cut_db", "noise_snr_db"):  # a config may give lists
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def __call__(
+        self,
+        audio: torch.Tensor,
+        lengths: torch.Tensor,
+        silence: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) zero-padded waveforms, (B,) lengths, optional (2, B) samples of silence
+        before and after each (drawn by the batch sampler) -> (B, S') waveforms, (B,) lengths.
+        """
+        if self.edge_cut_db is not None:
+            audio, lengths = cut_edges(audio, lengths, self.edge_cut_db, self.edge_cut_probability)
+        if self.noise_snr_db is not None:  # the speech's power before any silence: the SNR's
+            power = audio.square().sum(1) / lengths.clamp_min(1)  # reference (B,)
+        if silence is not None:
+            audio, lengths = place_silence(audio, lengths, silence[0], silence[1])
+        elif self.pad_silence > 0:
+            most, share = self.pad_silence, self.pad_probability
+            audio, lengths = pad_with_silence(audio, lengths, most, share)
+        if self.noise_snr_db is not None:
+            audio = add_noise(audio, lengths, power, self.noise_snr_db)
+        return audio, lengths

@@ -1,5 +1,6 @@
 """Datasets, collation and duration-bucketed, distributed-aware batching."""
 
+import dataclasses
 import itertools
 import math
 import random
@@ -9,6 +10,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.augment import WaveformAugment
 from asr.features import HOP_LENGTH
 from asr.text import Tokenizer, normalize_text
 
@@ -23,7 +25,7 @@ class SpeechDataset(Dataset):
     silence_before, silence_after)` (what `DurationBatchSampler` yields when it perturbs
     speed or draws silence): the audio is then resampled to play that many times faster
     (speed perturbation, pitch included), and the silence amounts (samples) travel with the
-    item for the training step to add (`asr.augment.place_silence`).
+    item into the batch (`collate`), which adds them (`asr.augment.WaveformAugment`).
 
     Args:
         records: dicts with "audio" (absolute path) and "text".
@@ -52,13 +54,20 @@ class SpeechDataset(Dataset):
         return item
 
 
-def collate(items: list[dict]) -> dict:
-    """Pad a list of dataset items into a batch.
+def collate(items: list[dict], augment: WaveformAugment | None = None) -> dict:
+    """Pad a list of dataset items into a batch, and augment it (training).
+
+    Args:
+        items: `SpeechDataset` items.
+        augment: the waveform augmentations to apply here (with the items' silence), in the
+            DataLoader's worker processes when it has some; `functools.partial` binds it.
 
     Returns:
         dict with audio (B, S) float32, audio_lengths (B,) int64, tokens (B, L) int64,
-        token_lengths (B,) int64, texts list[str], indices (B,) int64, and, when the items
-        carry silence to add, silence (2, B) int64 samples before and after each.
+        token_lengths (B,) int64, texts list[str], indices (B,) int64; without `augment`,
+        when the items carry silence to add, silence (2, B) int64 samples before and after
+        each; with it, augmented: `augment`'s settings as a dict (a plain value that
+        Lightning's transfer to the device leaves alone; the training step then applies none).
     """
     audio_lengths = torch.tensor([len(it["audio"]) for it in items], dtype=torch.long)
     token_lengths = torch.tensor([len(it["tokens"]) for it in items], dtype=torch.long)
@@ -78,6 +87,11 @@ def collate(items: list[dict]) -> dict:
     if any("silence" in it for it in items):
         silence = [it.get("silence", (0, 0)) for it in items]
         batch["silence"] = torch.tensor(silence, dtype=torch.long).T  # (2, B)
+    if augment is not None:
+        batch["audio"], batch["audio_lengths"] = augment(
+            audio, audio_lengths, batch.pop("silence", None)
+        )
+        batch["augmented"] = dataclasses.asdict(augment)
     return batch
 
 

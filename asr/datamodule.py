@@ -1,11 +1,13 @@
 """Lightning data module: manifests -> bucketed, distributed-aware dataloaders."""
 
 from collections.abc import Sequence
+from functools import partial
 
 import lightning as L
 from torch.utils.data import DataLoader
 
 from asr.audio import SAMPLE_RATE
+from asr.augment import WaveformAugment
 from asr.data import DurationBatchSampler, SpeechDataset, collate
 from asr.manifest import read_manifest
 from asr.text import Tokenizer
@@ -24,8 +26,12 @@ class SpeechDataModule(L.LightningDataModule):
         seed: shuffling seed (the epoch is added each epoch).
         pad_silence, pad_probability: silence padding of training utterances (seconds at
             most at each end, share padded), drawn by the batch sampler so that batches
-            group padded lengths; the training step adds it. `asr fit` links them to
-            `CTCModule`'s arguments of the same names, which document them.
+            group padded lengths.
+        edge_cut_db, edge_cut_probability, noise_snr_db: edge cuts and noise.
+            Training batches get these, and the silence, in the loader's worker processes
+            (`asr.augment.WaveformAugment`), and the training step adds none of its own.
+            `asr fit` links all five to `CTCModule`'s arguments of the same names, which
+            document them.
     """
 
     def __init__(
@@ -39,6 +45,9 @@ class SpeechDataModule(L.LightningDataModule):
         seed: int = 0,
         pad_silence: float = 0.0,
         pad_probability: float = 0.5,
+        edge_cut_db: tuple[float, float] | None = None,
+        edge_cut_probability: float = 0.5,
+        noise_snr_db: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -66,9 +75,22 @@ class SpeechDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_sampler=sampler,
-            collate_fn=collate,
+            collate_fn=partial(collate, augment=self._waveform_augment() if train else None),
             num_workers=workers,
             persistent_workers=workers > 0,
+        )
+
+    def _waveform_augment(self) -> WaveformAugment | None:
+        """The training augmentations the loader's workers apply, or None for none."""
+        hp = self.hparams
+        if hp.pad_silence <= 0 and hp.edge_cut_db is None and hp.noise_snr_db is None:
+            return None
+        return WaveformAugment(  # silence: the sampler's amounts; its own draw for none
+            edge_cut_db=hp.edge_cut_db,
+            edge_cut_probability=hp.edge_cut_probability,
+            pad_silence=int(hp.pad_silence * SAMPLE_RATE),
+            pad_probability=hp.pad_probability,
+            noise_snr_db=hp.noise_snr_db,
         )
 
     def _silence(self) -> tuple[int, float] | None:

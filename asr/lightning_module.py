@@ -2,7 +2,7 @@
 
 import math
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import lightning as L
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from asr.audio import SAMPLE_RATE
-from asr.augment import add_noise, check_range_db, cut_edges, pad_with_silence, place_silence
+from asr.augment import WaveformAugment, check_range_db
 from asr.decoding import greedy_texts
 from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel
 from asr.metrics import ErrorCounts, char_errors, word_errors
@@ -52,6 +52,9 @@ class CTCModule(L.LightningModule):
             Under `asr fit` the batch sampler draws the amounts (`SpeechDataModule`), so
             batches group padded lengths; with another loader this module draws them. A
             batch that carries silence amounts gets them whatever this setting says.
+            Under `asr fit` the loader's workers apply this, `noise_snr_db` and
+            `edge_cut_db` (`asr.augment.WaveformAugment`); batches that come augmented
+            ("augmented" in the batch) get none of the three here, whatever they say.
         pad_probability: the share of training utterances that `pad_silence` pads.
         vtlp: vocal tract length perturbation of training audio: each utterance's spectrum
             is warped by a factor drawn uniformly from [1 - vtlp, 1 + vtlp] (0: off; see
@@ -109,6 +112,13 @@ class CTCModule(L.LightningModule):
             check_range_db(edge_cut_db, "edge_cut_db")
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
+        self.waveform_augment = WaveformAugment(
+            edge_cut_db=edge_cut_db,
+            edge_cut_probability=edge_cut_probability,
+            pad_silence=int(pad_silence * SAMPLE_RATE),
+            pad_probability=pad_probability,
+            noise_snr_db=noise_snr_db,
+        )
         self.features = LogMel(normalization, dynamic_range_db, std_floor)
         self.model = AcousticModel(
             ModelConfig(
@@ -127,6 +137,7 @@ class CTCModule(L.LightningModule):
         self._errors = {"wer": ErrorCounts(), "cer": ErrorCounts()}
         self.skipped_utterances = 0  # CTC-infeasible training utterances left out of the loss
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite gradient
+        self._warned_augment = False  # told that the loader's augmentation is not ours
 
     def _load_weights(self, path: str) -> None:
         pretrained, tokenizer, header = load_model_file(model_path(path))
@@ -173,24 +184,26 @@ class CTCModule(L.LightningModule):
         )
         return specaug(feats.transpose(1, 2)).transpose(1, 2)  # (B, F, T) for torchaudio
 
+    def _waveform_augment(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch's (B, S) audio and (B,) lengths after the waveform augmentations:
+        this module's, unless the loader applied its own (`asr.data.collate`)."""
+        audio, lengths, done = batch["audio"], batch["audio_lengths"], batch.get("augmented")
+        if done is None:
+            return self.waveform_augment(audio, lengths, batch.get("silence"))
+        if done != asdict(self.waveform_augment) and not self._warned_augment:
+            self._warned_augment = True
+            warnings.warn(
+                f"training batches come augmented by the loader with {done}, not with this "
+                f"module's settings {self.waveform_augment}; the loader's apply",
+                stacklevel=2,
+            )
+        return audio, lengths
+
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         audio, audio_lengths, warp = batch["audio"], batch["audio_lengths"], None
         hp = self.hparams
-        if stage == "train" and hp.edge_cut_db is not None:
-            audio, audio_lengths = cut_edges(
-                audio, audio_lengths, hp.edge_cut_db, hp.edge_cut_probability
-            )
-        noisy = stage == "train" and hp.noise_snr_db is not None
-        if noisy:  # the speech's power before any silence padding: the SNR's reference
-            power = audio.square().sum(1) / audio_lengths.clamp_min(1)  # (B,)
-        if stage == "train" and "silence" in batch:  # drawn by the batch sampler
-            before, after = batch["silence"]
-            audio, audio_lengths = place_silence(audio, audio_lengths, before, after)
-        elif stage == "train" and hp.pad_silence > 0:  # a loader that draws none
-            most = int(hp.pad_silence * SAMPLE_RATE)
-            audio, audio_lengths = pad_with_silence(audio, audio_lengths, most, hp.pad_probability)
-        if noisy:
-            audio = add_noise(audio, audio_lengths, power, hp.noise_snr_db)
+        if stage == "train":
+            audio, audio_lengths = self._waveform_augment(batch)
         if stage == "train" and hp.vtlp > 0:
             draw = torch.rand(audio.shape[0], device=self.device)  # (B,) in [0, 1)
             warp = 1.0 + hp.vtlp * (2.0 * draw - 1.0)

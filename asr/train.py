@@ -20,6 +20,14 @@ from asr.lightning_module import CTCModule
 from asr.model_file import load_weights_only_checkpoint
 
 DDP_TIMEOUT_S = int(os.environ.get("ASR_DDP_TIMEOUT_S", 600))  # collective wait, seconds
+# CTCModule's arguments that SpeechDataModule takes too, linked by `asr fit`
+WAVEFORM_AUGMENT_ARGUMENTS = (
+    "pad_silence",
+    "pad_probability",
+    "edge_cut_db",
+    "edge_cut_probability",
+    "noise_snr_db",
+)
 
 
 class EpochSummary(Callback):
@@ -114,9 +122,10 @@ class TrainCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        # Silence padding is the model's setting; the batch sampler draws it (see
-        # `SpeechDataModule`), so batches group the padded lengths the model will run.
-        for name in ("pad_silence", "pad_probability"):
+        # The waveform augmentations are the model's settings; the batch sampler draws the
+        # silence, so batches group the padded lengths the model will run, and the loader's
+        # workers apply all three, off the training process (see `SpeechDataModule`).
+        for name in WAVEFORM_AUGMENT_ARGUMENTS:
             parser.link_arguments(f"model.{name}", f"data.{name}")
         parser.set_defaults(
             {

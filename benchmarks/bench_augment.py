@@ -8,9 +8,11 @@ What is measured, variants interleaved in one run (medians), on one batch padded
 recipes/commands/config.yaml pads it (up to 1 s of silence at each end of 90 % of the
 utterances), so every variant sees the same shapes:
 
-(a) each augmentation of `CTCModule._shared_step` on the batch it gets there: `cut_edges`
-    and `pad_with_silence` on the unpadded batch, `add_noise` and VTLP (LogMel with warp
-    factors minus LogMel without: a difference of two medians, so noisy) on the padded one;
+(a) each training augmentation on the batch it gets: `cut_edges` and `pad_with_silence` on
+    the unpadded batch, `add_noise` and VTLP (LogMel with warp factors minus LogMel
+    without: a difference of two medians, so noisy) on the padded one. Under `asr fit` the
+    first three run in the loader's worker processes, one thread each
+    (`asr.augment.WaveformAugment`); here all run in this process, on its threads;
     against a training step on the padded batch with the waveform augmentations off
     (LogMel, SpecAugment, model forward and backward, CTC, NaN check, clipping, AdamW):
     their sum's share of the step the two make together.

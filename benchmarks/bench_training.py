@@ -24,7 +24,8 @@ What is measured (model: the bundled model's shape, recipes/commands/config.yaml
     manifests: data/commands/train.jsonl + data/fsdd/train.jsonl when present, otherwise
     synthetic durations). Goal <= 1.10.
 (d) loading: training steps fed by the real DataLoader (SpeechDataset + DurationBatchSampler
-    + collate, --num-workers workers, as `asr.datamodule.SpeechDataModule` builds it) against
+    + collate, --num-workers workers, as `asr.datamodule.SpeechDataModule` builds it without
+    waveform augmentation, which `asr fit`'s workers also apply since stop 24) against
     the same batches replayed from memory. Blocks of --block steps alternate (real, then the
     same batches from memory), --rounds times; the ratio is the median over rounds of
     (memory block time / real block time). Goal >= 0.95. The workers' prefetched batches

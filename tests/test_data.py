@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -137,22 +139,37 @@ def test_items_carry_their_silence_into_the_batch(tmp_path):
     assert "silence" not in collate([ds[0], ds[1]])
 
 
-def test_data_module_sends_silence_with_training_batches_only(tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_data_module_augments_training_batches_in_the_loader(tmp_path, workers):
+    """Silence (drawn by the sampler), noise and edge cuts are applied by the loader, in its
+    worker processes when it has some; validation batches come as recorded."""
     import soundfile as sf
 
     from asr.datamodule import SpeechDataModule
 
+    torch.manual_seed(0)  # the loader draws its workers' seeds from it
+    tone = 0.1 * np.sin(np.arange(8_000) * 0.3).astype(np.float32)  # 0.5 s
     lines = []
     for i in range(6):
-        sf.write(tmp_path / f"{i}.wav", np.zeros(8_000, np.float32), 16_000)
+        sf.write(tmp_path / f"{i}.wav", tone, 16_000, subtype="FLOAT")  # read back exactly
         lines.append(f'{{"audio": "{i}.wav", "text": "a", "duration": 0.5}}')
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     manifest = str(tmp_path / "m.jsonl")
-    data = SpeechDataModule(manifest, manifest, max_frames=1000, num_workers=0, pad_silence=0.2)
+    data = SpeechDataModule(
+        manifest, manifest, max_frames=1000, num_workers=workers, pad_silence=0.2,
+        pad_probability=1.0, noise_snr_db=(0.0, 0.0),
+    )  # fmt: skip
     train = next(iter(data.train_dataloader()))
-    assert train["silence"].shape == (2, len(train["texts"]))
-    assert int(train["silence"].min()) >= 0 and int(train["silence"].max()) <= 3_200
-    assert "silence" not in next(iter(data.val_dataloader()))
+    assert train["augmented"] == asdict(data._waveform_augment()) and "silence" not in train
+    lengths = train["audio_lengths"]  # every utterance padded (probability 1)
+    assert ((lengths > 8_000) & (lengths <= 8_000 + 2 * 3_200)).all()
+    # Noise at 0 dB SNR on about half of them: as much energy again as the tone's.
+    energy = train["audio"].square().sum(1) / float(np.square(tone).sum())  # (B,)
+    assert all(abs(e - 1) < 1e-4 or e > 1.5 for e in energy.tolist())
+    assert 0 < int((energy > 1.5).sum()) < len(lengths)
+    val = next(iter(data.val_dataloader()))
+    assert "augmented" not in val and "silence" not in val
+    assert torch.equal(val["audio"][0], torch.from_numpy(tone))
 
 
 def test_every_training_epoch_has_the_first_epochs_number_of_batches():

@@ -1,4 +1,5 @@
 import warnings
+from dataclasses import asdict
 from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
@@ -6,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from asr.augment import WaveformAugment
 from asr.lightning_module import CTCModule
 from asr.model_file import load_model_file, read_header
 
@@ -27,6 +29,20 @@ def batch(seed: int = 0) -> dict:
 
 def small_module(**kwargs) -> CTCModule:
     return CTCModule(conv_channels=16, hidden_size=16, num_layers=1, **kwargs)
+
+
+def features_seen(module: CTCModule, monkeypatch) -> list[tuple]:
+    """What the module's steps hand their features from now on: (audio, lengths, warp)."""
+    seen = []
+    real = module.features.forward
+
+    def spy(audio, lengths, warp=None):
+        seen.append((audio.clone(), lengths.clone(), warp))
+        return real(audio, lengths, warp)
+
+    monkeypatch.setattr(module.features, "forward", spy)
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    return seen
 
 
 def test_spec_augment_masks_training_features_only():
@@ -97,6 +113,7 @@ class RecordBatches(CTCModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         self.seen.append((self.current_epoch, batch["indices"].tolist(), batch["audio_lengths"]))
+        self.augmented_by.append(batch.get("augmented"))
         return super().training_step(batch, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
@@ -105,18 +122,24 @@ class RecordBatches(CTCModule):
 
 
 def fit_tiny(
-    tiny_corpus, tmp_path, epochs: int, max_frames: int = 500, **trainer_args
+    tiny_corpus, tmp_path, epochs: int, max_frames: int = 500, augment=None, **trainer_args
 ) -> RecordBatches:
+    """Fit on the tiny corpus; `augment`: waveform augmentation settings for the data module
+    and the module both (as `asr fit` links them)."""
     import lightning as L
 
     from asr.datamodule import SpeechDataModule
 
     manifest = str(tiny_corpus / "manifest.jsonl")
+    augment = augment or {}
     data = SpeechDataModule(
-        manifest, manifest, max_frames=max_frames, num_workers=0, speed_factors=[0.8, 1.0, 1.25]
+        manifest, manifest, max_frames=max_frames, num_workers=0, speed_factors=[0.8, 1.0, 1.25],
+        **augment,
+    )  # fmt: skip
+    module = RecordBatches(
+        conv_channels=16, hidden_size=16, num_layers=1, warmup_steps=1, **augment
     )
-    module = RecordBatches(conv_channels=16, hidden_size=16, num_layers=1, warmup_steps=1)
-    module.seen, module.validated = [], []
+    module.seen, module.validated, module.augmented_by = [], [], []
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
@@ -152,6 +175,15 @@ def test_every_epoch_is_validated_though_speed_factors_change_the_bucketing(tiny
     assert module.validated == list(range(8))
 
 
+def test_fit_augments_waveforms_in_the_loader_and_not_again_in_the_step(tiny_corpus, tmp_path):
+    augment = {"pad_silence": 0.1, "pad_probability": 1.0, "noise_snr_db": (10.0, 20.0)}
+    augment |= {"edge_cut_db": (-30.0, -10.0)}
+    module = fit_tiny(tiny_corpus, tmp_path, epochs=1, max_frames=1000, augment=augment)
+    mine = asdict(module.waveform_augment)
+    assert module.augmented_by and all(a == mine for a in module.augmented_by)
+    assert not module._warned_augment  # the step took the loader's augmentation as its own
+
+
 def test_bf16_mixed_training_with_gradient_clipping(tiny_corpus, tmp_path):
     module = fit_tiny(tiny_corpus, tmp_path, epochs=1, precision="bf16-mixed", max_steps=2)
     assert len(module.seen) == 2
@@ -160,18 +192,10 @@ def test_bf16_mixed_training_with_gradient_clipping(tiny_corpus, tmp_path):
 
 def test_training_step_adds_the_silence_the_batch_carries(monkeypatch):
     module = small_module(spec_augment=0, pad_silence=1.0, pad_probability=1.0)
-    seen = []
-    real = module.features.forward
-
-    def spy(audio, lengths, warp=None):
-        seen.append((audio, lengths))
-        return real(audio, lengths, warp)
-
-    monkeypatch.setattr(module.features, "forward", spy)
-    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    seen = features_seen(module, monkeypatch)
     given = batch()
     module._shared_step({**given, "silence": torch.tensor([[100, 0], [50, 3000]])}, "train")
-    audio, lengths = seen[-1]
+    audio, lengths, _ = seen[-1]
     assert lengths.tolist() == [16_000 + 150, 9_000 + 3000]
     assert torch.equal(audio[0, 100 : 100 + 16_000], given["audio"][0])
     assert audio[0, :100].abs().sum() == 0 and audio[1, 9_000:].abs().sum() == 0
@@ -179,7 +203,22 @@ def test_training_step_adds_the_silence_the_batch_carries(monkeypatch):
     assert (seen[-1][1] > given["audio_lengths"]).all()
 
 
-def test_fit_links_the_models_silence_padding_to_the_batch_sampler(tmp_path):
+def test_training_step_leaves_batches_the_loader_augmented_alone(monkeypatch):
+    settings = {"pad_silence": 1.0, "pad_probability": 1.0, "noise_snr_db": (0.0, 0.0)}
+    module = small_module(spec_augment=0, edge_cut_db=(-20.0, -10.0), **settings)
+    seen = features_seen(module, monkeypatch)
+    given = batch()
+    module._shared_step({**given, "augmented": asdict(module.waveform_augment)}, "train")
+    assert torch.equal(seen[-1][0], given["audio"])
+    assert torch.equal(seen[-1][1], given["audio_lengths"])
+    with pytest.warns(UserWarning, match="the loader's apply"):  # other settings: said once
+        module._shared_step({**given, "augmented": asdict(WaveformAugment())}, "train")
+    assert torch.equal(seen[-1][0], given["audio"])
+    module._shared_step(given, "train")  # not augmented: the module does it
+    assert (seen[-1][1] != given["audio_lengths"]).all()
+
+
+def test_fit_links_the_models_waveform_augmentation_to_the_data_module(tmp_path):
     from asr.datamodule import SpeechDataModule
     from asr.train import TrainCLI
 
@@ -188,26 +227,24 @@ def test_fit_links_the_models_silence_padding_to_the_batch_sampler(tmp_path):
     args += ["--seed_everything", "false"]  # leave this process's random state alone
     args += ["--data.train_manifest", "unread.jsonl", "--data.val_manifest", "unread.jsonl"]
     args += ["--model.pad_silence", "0.5", "--model.pad_probability", "0.7"]
+    args += ["--model.edge_cut_db", "[-30, -10]", "--model.edge_cut_probability", "0.4"]
+    args += ["--model.noise_snr_db", "[5, 25]"]
     cli = TrainCLI(CTCModule, SpeechDataModule, args=args, run=False)
     assert cli.datamodule.hparams.pad_silence == cli.model.hparams.pad_silence == 0.5
     assert cli.datamodule.hparams.pad_probability == cli.model.hparams.pad_probability == 0.7
     assert cli.datamodule._silence() == (8_000, 0.7)  # samples at most, share
+    augment = cli.datamodule._waveform_augment()  # what the loader's workers apply
+    assert augment.edge_cut_db == cli.model.waveform_augment.edge_cut_db == (-30, -10)
+    assert augment.edge_cut_probability == cli.model.hparams.edge_cut_probability == 0.4
+    assert augment.noise_snr_db == cli.model.waveform_augment.noise_snr_db == (5, 25)
 
 
 def test_vtlp_warps_training_features_only(monkeypatch):
     module = small_module(spec_augment=0, vtlp=0.1)
-    seen = []
-    real = module.features.forward
-
-    def spy(audio, lengths, warp=None):
-        seen.append(warp)
-        return real(audio, lengths, warp)
-
-    monkeypatch.setattr(module.features, "forward", spy)
-    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    seen = features_seen(module, monkeypatch)
     module._shared_step(batch(), "train")
     module._shared_step(batch(), "val")
-    train_warp, val_warp = seen
+    (_, _, train_warp), (_, _, val_warp) = seen
     assert train_warp.shape == (2,) and ((train_warp - 1).abs() <= 0.1).all()
     assert not torch.equal(train_warp, torch.ones(2))
     assert val_warp is None
@@ -245,20 +282,12 @@ def test_edge_cuts_reach_the_features_of_training_batches_only(monkeypatch):
     module = small_module(spec_augment=0, edge_cut_db=(-20.0, -10.0), edge_cut_probability=1)
     noise = 0.1 * torch.randn(2, 4_000, generator=torch.Generator().manual_seed(0))
     audio = torch.nn.functional.pad(noise, (4_000, 4_000))  # (2, 12000)
-    seen = []
-    real = module.features.forward
-
-    def spy(audio, lengths, warp=None):
-        seen.append((audio.clone(), lengths.clone()))
-        return real(audio, lengths, warp)
-
-    monkeypatch.setattr(module.features, "forward", spy)
-    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    seen = features_seen(module, monkeypatch)
     for stage in ("train", "val"):
         module._shared_step(
             {**batch(), "audio": audio, "audio_lengths": torch.tensor([12_000] * 2)}, stage
         )
-    (train_audio, train_lengths), (val_audio, val_lengths) = seen
+    (train_audio, train_lengths, _), (val_audio, val_lengths, _) = seen
     assert train_lengths.tolist() == [4_000, 4_000]
     assert torch.equal(train_audio, noise)
     assert val_lengths.tolist() == [12_000, 12_000] and torch.equal(val_audio, audio)
