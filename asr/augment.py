@@ -182,22 +182,26 @@ def add_noise(
     low, high = snr_db
     snr = low + (high - low) * torch.rand(batch, device=audio.device)  # (B,) dB
     chosen = torch.rand(batch, device=audio.device) < 0.5
+    # Noise is drawn for the chosen rows only (N of them): half the FFT work.
+    rows = chosen.nonzero().squeeze(1)  # (N,)
+    if len(rows) == 0:  # an FFT of no rows fails
+        return audio
     # Power spectrum slope from 0 (white) to -2 (brown): amplitude ~ f^(-slope / 2), flat
     # below NOISE_LOWEST_HZ and nothing at 0 Hz, so the power (which the SNR is measured
     # on) is audible noise, not a slow drift, whatever the batch's length.
-    slope = 2.0 * torch.rand(batch, 1, device=audio.device)  # (B, 1)
+    slope = 2.0 * torch.rand(len(rows), 1, device=audio.device)  # (N, 1)
     # Coloured at a power-of-two length, then cut to the batch's: an FFT of the batch's own
     # length, often with a large prime factor (57,313 = 37 x 1,549), took 3.7x as long.
     size = 1 << (samples - 1).bit_length()
-    white = torch.fft.rfft(torch.randn(batch, size, device=audio.device))  # (B, K)
+    white = torch.fft.rfft(torch.randn(len(rows), size, device=audio.device))  # (N, K)
     hz = torch.arange(white.shape[1], device=audio.device) * (SAMPLE_RATE / size)  # (K,)
-    shape = hz.clamp_min(NOISE_LOWEST_HZ) ** (-slope / 2)  # (B, K)
+    shape = hz.clamp_min(NOISE_LOWEST_HZ) ** (-slope / 2)  # (N, K)
     shape[:, 0] = 0.0
-    noise = torch.fft.irfft(white * shape, n=size)[:, :samples]  # (B, S)
-    noise = noise * ~make_pad_mask(lengths, samples)  # none beyond each utterance
-    noise_power = noise.square().sum(1) / lengths.clamp_min(1)  # (B,)
-    gain = (power / 10 ** (snr / 10) / noise_power.clamp_min(1e-12)).sqrt() * chosen
-    return audio + noise * gain[:, None]
+    noise = torch.fft.irfft(white * shape, n=size)[:, :samples]  # (N, S)
+    noise = noise * ~make_pad_mask(lengths[rows], samples)  # none beyond each utterance
+    noise_power = noise.square().sum(1) / lengths[rows].clamp_min(1)  # (N,)
+    gain = (power[rows] / 10 ** (snr[rows] / 10) / noise_power.clamp_min(1e-12)).sqrt()
+    return audio.index_add(0, rows, noise * gain[:, None])
 
 
 @dataclass(frozen=True)

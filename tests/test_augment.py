@@ -54,6 +54,16 @@ def test_add_noise_reaches_the_drawn_snr_within_the_valid_samples():
     assert noise[1::2, 9_000:].abs().max() == 0  # none in the padding beyond an utterance
 
 
+def test_add_noise_takes_batches_where_no_utterance_is_chosen():
+    torch.manual_seed(0)
+    audio, lengths = batch_audio()
+    power = audio.square().sum(1) / lengths
+    kept = [torch.equal(add_noise(audio[:1], lengths[:1], power[:1], (20.0, 20.0)), audio[:1])
+            for _ in range(20)]  # fmt: skip
+    assert 0 < sum(kept) < 20  # one utterance: sometimes noisy, sometimes left alone
+    assert add_noise(audio[:0], lengths[:0], power[:0], (20.0, 20.0)).shape == (0, 16_000)
+
+
 def test_add_noise_is_audible_whatever_its_colour_and_the_batch_length():
     """Most of the noise's power (on which its SNR is measured) lies above 100 Hz, even for
     brown noise in a long batch, instead of in a drift below it."""
