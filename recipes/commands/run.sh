@@ -31,8 +31,8 @@ if [ "${FULL:-0}" = 1 ]; then
   # A 2-core CPU needs about 4.5 minutes per epoch: config.yaml's 24 would be cut halfway
   # through their learning-rate schedule by its 80-minute max_time, 8 take 36 minutes.
   # An H200 took 14 batches a second (22 s an epoch) with 12 loader workers, bound by the
-  # step's host work; config.yaml's 2 make about 20 (0.1 s of CPU per batch each): enough for
-  # that step, not for a faster one.
+  # step's host work (since then the workers do the waveform augmentation): config.yaml's 2,
+  # at 0.1 s of CPU per batch each for reading alone, would not keep up with a faster step.
   GPU=$($PY -c 'import torch; print(int(torch.cuda.is_available()))')
   if [ "$GPU" = 1 ]; then
     cores=$(nproc)
