@@ -7,7 +7,8 @@ itself. `WaveformAugment` applies them in their order.
 """
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -211,12 +212,13 @@ class WaveformAugment:
     `asr fit` runs them in the DataLoader's worker processes (`asr.data.collate` with
     `augment`), so that a GPU's host is not busy with their many small operations (38 ms of a
     71 ms recipe step on an H200, benchmarks/README.md); `CTCModule` runs them itself on
-    batches that come without them. Settings as `CTCModule`'s arguments of the same names.
+    batches that come without them. Its fields are `CTCModule`'s arguments of the same
+    names (`from_settings`), which `SpeechDataModule` takes too.
 
     Attributes:
         edge_cut_db: (low, high) dB for `cut_edges`, or None: no cuts.
         edge_cut_probability: the share of utterances cut.
-        pad_silence: samples of silence at most at each end, drawn here for batches that
+        pad_silence: seconds of silence at most at each end, drawn here for batches that
             carry no amounts of their own (0: none).
         pad_probability: the share of utterances padded.
         noise_snr_db: (low, high) SNR for `add_noise`, or None: no noise.
@@ -224,7 +226,7 @@ class WaveformAugment:
 
     edge_cut_db: tuple[float, float] | None = None
     edge_cut_probability: float = 0.5
-    pad_silence: int = 0
+    pad_silence: float = 0.0
     pad_probability: float = 0.5
     noise_snr_db: tuple[float, float] | None = None
 
@@ -232,6 +234,17 @@ class WaveformAugment:
         for name in ("edge_cut_db", "noise_snr_db"):  # a config may give lists
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @classmethod
+    def from_settings(cls, settings: Mapping) -> "WaveformAugment":
+        """The augmentations of a module's or data module's hyperparameters."""
+        return cls(**{field.name: settings[field.name] for field in fields(cls)})
+
+    @property
+    def active(self) -> bool:
+        """Whether any augmentation is on."""
+        cuts, noise = self.edge_cut_db is not None, self.noise_snr_db is not None
+        return self.pad_silence > 0 or cuts or noise
 
     def __call__(
         self,
@@ -249,8 +262,8 @@ class WaveformAugment:
         if silence is not None:
             audio, lengths = place_silence(audio, lengths, silence[0], silence[1])
         elif self.pad_silence > 0:
-            most, share = self.pad_silence, self.pad_probability
-            audio, lengths = pad_with_silence(audio, lengths, most, share)
+            most = int(self.pad_silence * SAMPLE_RATE)  # samples
+            audio, lengths = pad_with_silence(audio, lengths, most, self.pad_probability)
         if self.noise_snr_db is not None:
             audio = add_noise(audio, lengths, power, self.noise_snr_db)
         return audio, lengths

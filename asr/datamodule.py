@@ -82,16 +82,9 @@ class SpeechDataModule(L.LightningDataModule):
 
     def _waveform_augment(self) -> WaveformAugment | None:
         """The training augmentations the loader's workers apply, or None for none."""
-        hp = self.hparams
-        if hp.pad_silence <= 0 and hp.edge_cut_db is None and hp.noise_snr_db is None:
-            return None
-        return WaveformAugment(  # silence: the sampler's amounts; its own draw for none
-            edge_cut_db=hp.edge_cut_db,
-            edge_cut_probability=hp.edge_cut_probability,
-            pad_silence=int(hp.pad_silence * SAMPLE_RATE),
-            pad_probability=hp.pad_probability,
-            noise_snr_db=hp.noise_snr_db,
-        )
+        # Silence: the sampler's amounts; its own draw for batches without them.
+        augment = WaveformAugment.from_settings(self.hparams)
+        return augment if augment.active else None
 
     def _silence(self) -> tuple[int, float] | None:
         """(samples at most, share) of training silence padding, or None for none."""

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from asr.audio import SAMPLE_RATE
 from asr.augment import WaveformAugment, check_range_db
 from asr.decoding import greedy_texts
 from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel
@@ -112,13 +111,7 @@ class CTCModule(L.LightningModule):
             check_range_db(edge_cut_db, "edge_cut_db")
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
-        self.waveform_augment = WaveformAugment(
-            edge_cut_db=edge_cut_db,
-            edge_cut_probability=edge_cut_probability,
-            pad_silence=int(pad_silence * SAMPLE_RATE),
-            pad_probability=pad_probability,
-            noise_snr_db=noise_snr_db,
-        )
+        self.waveform_augment = WaveformAugment.from_settings(self.hparams)
         self.features = LogMel(normalization, dynamic_range_db, std_floor)
         self.model = AcousticModel(
             ModelConfig(

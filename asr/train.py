@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
+from asr.augment import WaveformAugment
 from asr.checkpointing import AtomicCheckpointIO, resume_checkpoint
 from asr.datamodule import SpeechDataModule
 from asr.files import remove_leftovers
@@ -20,14 +22,6 @@ from asr.lightning_module import CTCModule
 from asr.model_file import load_weights_only_checkpoint
 
 DDP_TIMEOUT_S = int(os.environ.get("ASR_DDP_TIMEOUT_S", 600))  # collective wait, seconds
-# CTCModule's arguments that SpeechDataModule takes too, linked by `asr fit`
-WAVEFORM_AUGMENT_ARGUMENTS = (
-    "pad_silence",
-    "pad_probability",
-    "edge_cut_db",
-    "edge_cut_probability",
-    "noise_snr_db",
-)
 
 
 class EpochSummary(Callback):
@@ -125,8 +119,8 @@ class TrainCLI(LightningCLI):
         # The waveform augmentations are the model's settings; the batch sampler draws the
         # silence, so batches group the padded lengths the model will run, and the loader's
         # workers apply all three, off the training process (see `SpeechDataModule`).
-        for name in WAVEFORM_AUGMENT_ARGUMENTS:
-            parser.link_arguments(f"model.{name}", f"data.{name}")
+        for field in fields(WaveformAugment):  # CTCModule's arguments SpeechDataModule takes
+            parser.link_arguments(f"model.{field.name}", f"data.{field.name}")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_wer",
