@@ -70,14 +70,14 @@ def test_packaged_voices_take_a_share_of_every_split_from_their_pool():
 
 def test_missing_packages_are_named(monkeypatch):
     monkeypatch.setattr(packaged_voices, "_importable", lambda module: module != "hibari")
-    with pytest.raises(RuntimeError, match=r"need hibari: pip install -e '\.\[voices\]'"):
+    with pytest.raises(RuntimeError, match=r"need hibari-tts: pip install -e '\.\[voices\]'"):
         packaged_voices.check_installed()
 
 
-def _utterance(engine: str, name: str, stretch: float, f0: float, params=()):
+def _utterance(engine: str, name: str, stretch: float, f0: float, params=(), text="six four three"):
     return dataclasses.replace(
         synthesize.plan("train", 1, seed=0, pool="train")[0],
-        text="six four three",
+        text=text,
         voice=synthesize.Voice(engine, name),
         rate=stretch,
         pitch=f0,
@@ -99,13 +99,18 @@ PIPER_NOISE = (("noise_scale", 0.667), ("noise_w", 0.8))
         ("pico", "en-US", ()),
     ],
 )
-def test_packaged_voice_speaks_at_the_requested_rate(engine, name, params):
+def test_packaged_voice_speaks_at_the_requested_rate_repeatably(engine, name, params):
     fast = synthesize.speak(_utterance(engine, name, 0.8, 1.0, params))
     slow = synthesize.speak(_utterance(engine, name, 1.25, 1.0, params))
     assert fast.dtype == np.float32
     assert 0.5 * SAMPLE_RATE < fast.size < 3 * SAMPLE_RATE  # three words
     assert np.abs(fast).max() > 0.05
     assert slow.size > 1.25 * fast.size  # 1.56x asked for; the edges do not stretch
+    # The same utterance again, after another text: the same samples (piper's noise and
+    # Pico's state would differ without a fresh seeded session and engine).
+    assert np.array_equal(synthesize.speak(_utterance(engine, name, 0.8, 1.0, params)), fast)
+    with pytest.raises(RuntimeError, match=f"{engine}:{name} failed on '': no phonemes"):
+        synthesize.speak(_utterance(engine, name, 1.0, 1.0, params, text=""))
 
 
 @needs_packages

