@@ -129,7 +129,7 @@ def test_packaged_voice_follows_the_requested_pitch(engine, name):
 
 @needs_packages
 def test_prepare_with_packaged_voices(tmp_path):
-    counts = {"train": 4, "dev": 0, "test": 2}
+    counts = {"train": 6, "dev": 0, "test": 2}
     by_split = commands.prepare(tmp_path, counts, seed=3, jobs=1, packaged_probability=1.0)
     engines = {r["speaker"].split(":")[0] for r in by_split["train"]}
     assert engines <= set(packaged_voices.ENGINES)
@@ -137,6 +137,10 @@ def test_prepare_with_packaged_voices(tmp_path):
     assert all(r["duration"] > 0.3 for records in by_split.values() for r in records)
     pools = json.loads((tmp_path / "voices.json").read_text())
     assert "piper:joe" in pools["train"] and "pico:en-GB" in pools["test"]
+    # Repeatable: two worker processes, in another order, make byte-identical files.
+    commands.prepare(tmp_path / "b", counts, seed=3, jobs=2, packaged_probability=1.0)
+    for path in sorted((tmp_path / "wav").rglob("*.wav")):
+        assert (tmp_path / "b" / path.relative_to(tmp_path)).read_bytes() == path.read_bytes()
     plain = commands.prepare(tmp_path / "plain", {"train": 1, "dev": 0, "test": 0}, seed=3, jobs=1)
     assert plain["train"][0]["speaker"].split(":")[0] in ("espeak", "flite")
     pools = json.loads((tmp_path / "plain" / "voices.json").read_text())
