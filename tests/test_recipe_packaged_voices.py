@@ -33,6 +33,7 @@ needs_packages = pytest.mark.skipif(
 )
 
 
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="accents need espeak-ng's phonemes")
 def test_packaged_voices_take_a_share_of_every_split_from_their_pool():
     plain = synthesize.plan("train", 400, seed=0, pool="train", accent_probability=1.0)
     mixed = synthesize.plan(

@@ -17,8 +17,8 @@ nothing downloaded at run time):
 
 Every utterance is repeatable: piper's network draws noise from onnxruntime's generator,
 which is seeded when a session is made, so piper gets a fresh session seeded from the
-utterance; Pico reads memory it has not written, which is zeroed for it
-(`_zeroed_allocations`).
+utterance; Pico reads memory it has not written, which is zeroed for it on glibc
+(`_zeroed_allocations`; elsewhere Pico's files may differ slightly from run to run).
 """
 
 import contextlib
@@ -269,12 +269,13 @@ def _kokoro(
 
 @contextlib.contextmanager
 def _zeroed_allocations() -> Iterator[None]:
-    """glibc hands out new memory zeroed while inside (elsewhere: unchanged).
+    """On glibc, new heap blocks come zeroed while inside (elsewhere: nothing changes).
 
     Pico reads parts of its 2.5 MB workspace (malloc'd per call) before writing them; from
     glibc's heap, after other voices had run, those parts held old data, and the same text
     came out differently (by up to 1.3e-3 of full scale). M_PERTURB fills each new block
-    with the complement of the byte given, so 0xFF gives zeros.
+    with the complement of the byte given, so 0xFF gives zeros; leaving, it is set back to
+    glibc's default, 0 (off), which a MALLOC_PERTURB_ setting would have changed.
     """
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt

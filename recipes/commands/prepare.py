@@ -83,7 +83,7 @@ def prepare(
         raise RuntimeError(
             f"unknown domains {sorted(unknown)}; known: {sorted(grammar.DOMAIN_WEIGHTS)}"
         )
-    synthesize.check_tools(festival_probability > 0, packaged_probability > 0)
+    synthesize.check_tools(festival=festival_probability > 0, packaged=packaged_probability > 0)
     synthesize.check_voice_pools()
     grammar.check_grammar()
     plans = [

@@ -392,20 +392,30 @@ def speak(utterance: Utterance) -> np.ndarray:
     Raises:
         RuntimeError: the synthesiser failed or produced no audio.
     """
+    if utterance.voice.engine in packaged_voices.ENGINES:
+        audio = _speak_packaged(utterance)
+    else:
+        audio = _speak_program(utterance)
+    if audio.size == 0 or not np.abs(audio).max() > 0:
+        raise RuntimeError(f"{utterance.voice.id} produced silence for {utterance.text!r}")
+    return audio
+
+
+def _speak_packaged(utterance: Utterance) -> np.ndarray:
     voice = utterance.voice
-    if voice.engine in packaged_voices.ENGINES:
-        text = utterance.text
-        try:
-            audio, rate = packaged_voices.speak(
-                voice.engine, voice.name, text, utterance.rate, utterance.pitch,
-                utterance.voice_params, utterance.seed,
-            )  # fmt: skip
-        except Exception as err:  # onnxruntime's, espeak-ng's...: one failure to the caller
-            raise RuntimeError(f"{voice.id} failed on {text!r}: {err}") from err
-        audio = resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
-        if audio.size == 0 or not np.abs(audio).max() > 0:
-            raise RuntimeError(f"{voice.id} produced silence for {text!r}")
-        return audio
+    try:
+        audio, rate = packaged_voices.speak(
+            voice.engine, voice.name, utterance.text, utterance.rate, utterance.pitch,
+            utterance.voice_params, utterance.seed,
+        )  # fmt: skip
+    except Exception as err:  # onnxruntime's, espeak-ng's...: one failure to the caller
+        raise RuntimeError(f"{voice.id} failed on {utterance.text!r}: {err}") from err
+    return resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
+
+
+def _speak_program(utterance: Utterance) -> np.ndarray:
+    """espeak-ng, flite or festival's text2wave, run as a program."""
+    voice = utterance.voice
     with tempfile.TemporaryDirectory(prefix="tts-") as tmp:
         wav = os.path.join(tmp, "out.wav")
         text = None  # standard input
@@ -430,10 +440,7 @@ def speak(utterance: Utterance) -> np.ndarray:
         result = subprocess.run(command, input=text, capture_output=True, text=True)
         if result.returncode != 0 or not os.path.exists(wav):
             raise RuntimeError(f"{voice.id} failed on {utterance.text!r}: {result.stderr.strip()}")
-        audio = load_audio(wav)
-    if audio.size == 0 or not np.abs(audio).max() > 0:
-        raise RuntimeError(f"{voice.id} produced silence for {utterance.text!r}")
-    return audio
+        return load_audio(wav)
 
 
 def speed_perturb(audio: np.ndarray, factor: float) -> np.ndarray:
