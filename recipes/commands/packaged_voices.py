@@ -49,6 +49,8 @@ KOKORO_STYLES = {
     "test": ("jf_tebukuro",),
 }
 PICO_VOICES = {"train": ("en-US",), "test": ("en-GB",)}
+PIPER_VOICE = "joe"  # training pool only, as is hibari's one voice
+HIBARI_VOICE = "heart"
 STRETCH = (0.8, 1.25)  # duration stretch, all engines (>1 is slower)
 F0_FACTOR = (0.8, 1.25)  # hibari and Pico: pitch relative to the voice's own
 PIPER_NOISE = (0.4, 0.9)  # VITS noise_scale (the voice's default: 0.667)
@@ -71,15 +73,9 @@ Params = tuple[tuple[str, float], ...]
 
 def voices(pool: VoicePool) -> list[tuple[str, str]]:
     """(engine, name) of every packaged voice in `pool` (Kokoro: the dominant style)."""
-    if pool == "test":
-        return [("kokoro", s) for s in KOKORO_STYLES["test"]] + [
-            ("pico", v) for v in PICO_VOICES["test"]
-        ]
-    return (
-        [("piper", "joe"), ("hibari", "heart")]
-        + [("kokoro", s) for s in KOKORO_STYLES["train"]]
-        + [("pico", v) for v in PICO_VOICES["train"]]
-    )
+    single = [("piper", PIPER_VOICE), ("hibari", HIBARI_VOICE)] if pool == "train" else []
+    kokoro = [("kokoro", style) for style in KOKORO_STYLES[pool]]
+    return single + kokoro + [("pico", voice) for voice in PICO_VOICES[pool]]
 
 
 def check_installed() -> None:
@@ -105,13 +101,13 @@ def draw(rng: random.Random, pool: VoicePool) -> tuple[str, str, float, float, P
     f0 = round(rng.uniform(*F0_FACTOR), 2) if engine in ("hibari", "pico") else 1.0
     params: Params = ()
     if engine == "piper":
-        name = "joe"
+        name = PIPER_VOICE
         params = (
             ("noise_scale", round(rng.uniform(*PIPER_NOISE), 3)),
             ("noise_w", round(rng.uniform(*PIPER_NOISE_W), 3)),
         )
     elif engine == "hibari":
-        name = "heart"
+        name = HIBARI_VOICE
     elif engine == "kokoro":
         styles = KOKORO_STYLES[pool]
         gammas = [rng.gammavariate(KOKORO_BLEND_ALPHA, 1.0) for _ in styles]  # -> Dirichlet

@@ -36,7 +36,7 @@ from asr.audio import SAMPLE_RATE, load_audio, resample
 from asr.files import write_atomically
 from asr.manifest import Record
 
-VoicePool = Literal["train", "test"]
+VoicePool = packaged_voices.VoicePool
 
 # --- voices ---------------------------------------------------------------------------------
 ESPEAK_ACCENTS = (
