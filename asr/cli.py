@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from asr import __version__
 from asr.audio import find_audio_files
+from asr.segment import MIN_PAUSE_SECONDS
 
 if TYPE_CHECKING:
     from asr.transcribe import DecodingOptions, Transcription
@@ -91,7 +92,11 @@ def _transcribe(args: argparse.Namespace) -> int:
     options = _decoding_options(args, recognizer.default_options)
     progress = _show_progress(args) and len(files) > 1
     results = recognizer.transcribe(
-        files, batch_size=args.batch_size, options=options, progress=progress
+        files,
+        batch_size=args.batch_size,
+        options=options,
+        progress=progress,
+        min_pause=args.min_pause,
     )
     failed = 0
     for given, result in zip(files, results, strict=True):
@@ -114,7 +119,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     recognizer = load_model(args.model)
     options = _decoding_options(args, recognizer.default_options)
     wer, cer, failed = evaluate(
-        recognizer, args.manifest, args.out_dir, args.batch_size, options, _show_progress(args)
+        recognizer,
+        args.manifest,
+        args.out_dir,
+        args.batch_size,
+        options,
+        _show_progress(args),
+        args.min_pause,
     )
     print(wer.summary("WER"))
     print(cer.summary("CER"))
@@ -278,6 +289,17 @@ def _check_data(rest: list[str]) -> int:
 OWN_PARSER_COMMANDS = {"manifest": _manifest, "check-data": _check_data}
 
 
+def _add_pause_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--min-pause",
+        type=float,
+        default=MIN_PAUSE_SECONDS,
+        metavar="SECONDS",
+        help="decode the stretches between pauses this long separately, so that a recording "
+        f"of several commands gives them all (default: {MIN_PAUSE_SECONDS}; 0: never cut)",
+    )
+
+
 def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "decoding (default: the model's own; the bundled model's is lexicon beam search with "
@@ -313,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_pause_argument(p)
     _add_decoding_arguments(p)
     p.set_defaults(func=_transcribe)
 
@@ -322,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="exp/evaluate", help="where recogs, errs and analysis go")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_pause_argument(p)
     _add_decoding_arguments(p)
     p.set_defaults(func=_evaluate)
 

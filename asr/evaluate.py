@@ -6,6 +6,7 @@ import jiwer
 
 from asr.manifest import read_manifest
 from asr.metrics import ErrorCounts, char_errors, word_error_types, word_errors
+from asr.segment import MIN_PAUSE_SECONDS
 from asr.text import normalize_text
 from asr.transcribe import DecodingOptions, Recognizer
 
@@ -22,6 +23,7 @@ def evaluate(
     batch_size: int = 16,
     options: DecodingOptions | None = None,
     progress: bool = False,
+    min_pause: float | None = MIN_PAUSE_SECONDS,
 ) -> tuple[ErrorCounts, ErrorCounts, int]:
     """Decode every utterance of `manifest` and score it.
 
@@ -34,6 +36,7 @@ def evaluate(
 
     Args:
         progress: show a progress bar (files, rate, ETA) on stderr while decoding.
+        min_pause: cut inputs inside pauses this long (seconds; `Recognizer.transcribe`).
 
     Returns:
         Word and character error counts, and the number of unreadable audio files.
@@ -41,7 +44,7 @@ def evaluate(
     records = read_manifest(manifest)
     audio = [r["audio"] for r in records]
     results = recognizer.transcribe(
-        audio, batch_size=batch_size, options=options, progress=progress
+        audio, batch_size=batch_size, options=options, progress=progress, min_pause=min_pause
     )
     refs = [normalize_text(r["text"]) for r in records]
     hyps = [res.text for res in results]

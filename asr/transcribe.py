@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from asr import segment
 from asr.alignment import Word, align_batch
-from asr.audio import SAMPLE_RATE, AudioError, chunk_starts, load_audio
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.beam_search import BeamSearchDecoder, read_word_list
 from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
@@ -148,6 +149,7 @@ class Recognizer:
         batch_size: int = 16,
         options: DecodingOptions | None = None,
         progress: bool = False,
+        min_pause: float | None = segment.MIN_PAUSE_SECONDS,
     ) -> list[Transcription]:
         """Transcribe files (any format and rate soundfile reads) or 16 kHz mono arrays.
 
@@ -157,6 +159,10 @@ class Recognizer:
         Args:
             options: decoding method (default: `default_options`, the model's own).
             progress: show a progress bar (files, rate, ETA) on stderr.
+            min_pause: each input is cut inside its pauses of at least this many seconds
+                and the pieces are decoded separately (`asr.segment`), so that a recording
+                of several commands gives them all; None or 0: cut only inputs longer
+                than `asr.audio.CHUNK_SECONDS`.
 
         Returns:
             One `Transcription` per input, in input order, with word timings and confidences.
@@ -169,7 +175,7 @@ class Recognizer:
         with tqdm(total=len(inputs), unit="file", disable=not progress, file=sys.stderr) as bar:
             for start in range(0, len(inputs), window):
                 chunk = inputs[start : start + window]
-                results += self._transcribe_window(chunk, batch_size, options, bar)
+                results += self._transcribe_window(chunk, batch_size, options, min_pause, bar)
         return results
 
     def decode(
@@ -201,11 +207,12 @@ class Recognizer:
         inputs: Sequence[AudioInput],
         batch_size: int,
         options: DecodingOptions,
+        min_pause: float | None,
         bar: tqdm | None = None,
     ) -> list[Transcription]:
         results = [Transcription("", None if isinstance(x, np.ndarray) else str(x)) for x in inputs]
-        # Long inputs become several pieces (see `asr.audio.chunk_starts`); a piece is
-        # (input index, start sample, samples), and each input's pieces are joined below.
+        # Inputs with pauses or long ones become several pieces (`asr.segment.pieces`); a
+        # piece is (input index, start sample, samples); each input's are joined below.
         pieces: list[tuple[int, int, np.ndarray]] = []
         for i, item in enumerate(inputs):
             try:
@@ -213,8 +220,7 @@ class Recognizer:
             except AudioError as err:
                 results[i].error = str(err)
                 continue
-            starts = chunk_starts(audio)
-            for start, end in zip(starts, [*starts[1:], len(audio)], strict=True):
+            for start, end in segment.pieces(audio, min_pause):
                 pieces.append((i, start, audio[start:end]))
         if bar is not None:
             bar.update(sum(r.error is not None for r in results))  # unreadable files are done

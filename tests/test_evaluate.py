@@ -41,7 +41,7 @@ class FakeRecognizer:
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers = answers
 
-    def transcribe(self, audio, batch_size=16, options=None, progress=False):
+    def transcribe(self, audio, batch_size=16, options=None, progress=False, min_pause=None):
         return [Transcription(self.answers[Path(a).name], str(a)) for a in audio]
 
 

@@ -1,0 +1,104 @@
+"""Cutting an input at its pauses, so that each spoken command is decoded on its own.
+
+The acoustic model learnt from recordings of one command each; given several in one
+recording it drops most of them (half the words of two or three joined commands, even
+with a second of silence between them: recipes/commands/README.md, "Several commands in
+one recording"). So `asr.transcribe` cuts its inputs inside every pause of at least
+`min_pause` seconds, decodes the pieces separately and joins their texts. A recording of
+one command has no such pause and stays whole, leading and trailing silence included.
+"""
+
+import numpy as np
+
+from asr.audio import SAMPLE_RATE, chunk_starts
+
+MIN_PAUSE_SECONDS = 0.5  # default: shorter silences do not cut (pauses inside a command)
+KEEP_SECONDS = 0.15  # silence a piece keeps of each pause it was cut from
+FRAME_SECONDS = 0.01  # energy frames for finding pauses
+SPEECH_RANGE_DB = 40.0  # a frame this far below the loudest is silent...
+FLOOR_MARGIN_DB = 10.0  # ... and so is one within this of the noise floor
+NOISE_FLOOR_PERCENTILE = 10  # of the frames' energies: the noise floor
+MIN_RANGE_DB = 15.0  # noisier input (the loudest frame this close to the floor) is not cut
+MIN_SOUND_SECONDS = 0.1  # less sound between two pauses (a click, a breath) is no command
+
+
+def pauses(
+    audio: np.ndarray, min_pause: float, sample_rate: int = SAMPLE_RATE
+) -> list[tuple[int, int]]:
+    """The silences of at least `min_pause` seconds between sounds of the audio.
+
+    A 10 ms frame is silent when its energy is SPEECH_RANGE_DB below the loudest frame's, or
+    within FLOOR_MARGIN_DB of the noise floor (the NOISE_FLOOR_PERCENTILE-th percentile of
+    the frames' energies), whichever is higher. Audio whose loudest frame is within
+    MIN_RANGE_DB of that floor (speech in loud noise, or noise alone) has no pauses. Every
+    stretch between two pauses holds at least MIN_SOUND_SECONDS of sounding frames.
+
+    Args:
+        audio: (num_samples,) mono audio.
+        min_pause: shortest silence that counts, seconds.
+
+    Returns:
+        (start, end) samples of each pause, in order; silence at the very start or end of the
+        audio is not a pause between sounds and is not listed.
+    """
+    frame = max(1, round(FRAME_SECONDS * sample_rate))
+    n = len(audio) // frame
+    if n == 0:
+        return []
+    energy = np.square(audio[: n * frame].astype(np.float64)).reshape(n, frame).mean(axis=1)
+    db = 10 * np.log10(energy + 1e-20)  # (n,)
+    loudest = db.max()
+    floor = np.percentile(db, NOISE_FLOOR_PERCENTILE)
+    if loudest - floor < MIN_RANGE_DB:
+        return []
+    loud = db >= max(loudest - SPEECH_RANGE_DB, floor + FLOOR_MARGIN_DB)  # (n,)
+    sound = np.flatnonzero(loud)
+    after = np.flatnonzero(np.diff(sound) > 1)  # silence follows sound[k] for k in after
+    found = [(int(sound[k]) + 1, int(sound[k + 1])) for k in after]  # frames [start, end)
+    found = [(a, b) for a, b in found if (b - a) * frame >= min_pause * sample_rate]
+    # Each piece between two pauses must hold a sound of its own; a piece with less (a
+    # click, a breath, an echo's tail) joins its neighbour over its shorter pause.
+    loud_before = np.concatenate([[0], np.cumsum(loud)])  # loud frames in [0, i)
+    least = MIN_SOUND_SECONDS / FRAME_SECONDS
+    while found:
+        bounds = [0, *(x for pause in found for x in pause), n]
+        pairs = zip(bounds[::2], bounds[1::2], strict=True)  # each piece's [start, end)
+        held = [loud_before[b] - loud_before[a] for a, b in pairs]
+        weak = next((k for k, h in enumerate(held) if h < least), None)
+        if weak is None:
+            break
+        sides = [k for k in (weak - 1, weak) if 0 <= k < len(found)]
+        found.pop(min(sides, key=lambda k: found[k][1] - found[k][0]))
+    return [(a * frame, b * frame) for a, b in found]
+
+
+def pieces(
+    audio: np.ndarray, min_pause: float | None = MIN_PAUSE_SECONDS, sample_rate: int = SAMPLE_RATE
+) -> list[tuple[int, int]]:
+    """Where to cut the audio into the pieces the model decodes separately.
+
+    The audio is cut inside every pause of at least `min_pause` seconds (`pauses`); each
+    piece keeps up to KEEP_SECONDS of the pause at the cut and the rest of the pause is not
+    decoded. A piece longer than `asr.audio.CHUNK_SECONDS` is cut further at its quietest
+    moments (`asr.audio.chunk_starts`), whose pieces touch.
+
+    Args:
+        audio: (num_samples,) mono audio.
+        min_pause: shortest pause that cuts, seconds; None or 0: cut only for length.
+
+    Returns:
+        (start, end) samples of the pieces, in order; the first starts at 0, the last ends
+        at len(audio).
+    """
+    keep = round(KEEP_SECONDS * sample_rate)
+    bounds, start = [], 0
+    for pause_start, pause_end in pauses(audio, min_pause, sample_rate) if min_pause else []:
+        kept = min(keep, (pause_end - pause_start) // 2)  # the two sides never overlap
+        bounds.append((start, pause_start + kept))
+        start = pause_end - kept
+    bounds.append((start, len(audio)))
+    cut = []
+    for begin, end in bounds:
+        starts = [begin + s for s in chunk_starts(audio[begin:end], sample_rate)]
+        cut += list(zip(starts, [*starts[1:], end], strict=True))
+    return cut

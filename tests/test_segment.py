@@ -1,0 +1,75 @@
+"""Cutting inputs at their pauses (asr.segment), on hand-built signals with known pauses."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from asr.audio import CHUNK_SECONDS, SAMPLE_RATE
+from asr.segment import KEEP_SECONDS, pauses, pieces
+
+
+def sound(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise at about -20 dBFS standing in for a spoken word."""
+    rng = np.random.default_rng(seed)
+    return (0.1 * rng.standard_normal(round(seconds * SAMPLE_RATE))).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
+
+
+def seconds(spans: list[tuple[int, int]]) -> list[tuple[float, float]]:
+    return [(round(a / SAMPLE_RATE, 2), round(b / SAMPLE_RATE, 2)) for a, b in spans]
+
+
+# 0.3 s lead, sound 0.3-0.7, pause 0.7-0.9 (0.2 s), sound 0.9-1.3, pause 1.3-1.9 (0.6 s),
+# sound 1.9-2.4, pause 2.4-3.4 (1 s), sound 3.4-3.8, 0.5 s tail: 4.3 s.
+PARTS = [silence(0.3), sound(0.4, 1), silence(0.2), sound(0.4, 2), silence(0.6)]
+PARTS += [sound(0.5, 3), silence(1.0), sound(0.4, 4), silence(0.5)]
+AUDIO = np.concatenate(PARTS)
+
+
+def test_pauses_are_the_long_silences_between_sounds_only():
+    assert seconds(pauses(AUDIO, 0.5)) == [(1.3, 1.9), (2.4, 3.4)]
+    assert seconds(pauses(AUDIO, 0.15)) == [(0.7, 0.9), (1.3, 1.9), (2.4, 3.4)]
+    assert pauses(AUDIO, 1.5) == []  # the lead and the tail are not pauses between sounds
+
+
+def test_pieces_cover_the_input_and_keep_a_little_of_each_pause():
+    cut = seconds(pieces(AUDIO, 0.5))
+    keep = KEEP_SECONDS
+    assert cut == [(0.0, 1.3 + keep), (1.9 - keep, 2.4 + keep), (3.4 - keep, 4.3)]
+    assert pieces(AUDIO, None) == pieces(AUDIO, 0) == [(0, len(AUDIO))]
+
+
+def test_a_click_or_a_breath_is_not_a_command_of_its_own():
+    click = np.concatenate([sound(0.6), silence(0.8), sound(0.03), silence(0.2)])
+    assert pauses(click, 0.5) == []
+    between = np.concatenate([sound(0.6), silence(0.7), sound(0.03), silence(0.9), sound(0.5)])
+    # the click joins a neighbour over its shorter pause; the longer one still cuts
+    assert seconds(pauses(between, 0.5)) == [(1.33, 2.23)]
+
+
+def test_quiet_room_noise_still_has_pauses_but_loud_noise_has_none():
+    rng = np.random.default_rng(9)
+    noise = rng.standard_normal(len(AUDIO)).astype(np.float32)
+    room = AUDIO + 0.1 * 10 ** (-30 / 20) * noise  # 30 dB below the sound
+    assert seconds(pauses(room, 0.5)) == [(1.3, 1.9), (2.4, 3.4)]
+    loud = AUDIO + 0.1 * 10 ** (-5 / 20) * noise  # 5 dB below: no trustworthy pause
+    assert pauses(loud, 0.5) == []
+
+
+@pytest.mark.parametrize("audio", [np.zeros(0, np.float32), silence(2.0), sound(0.005)])
+def test_empty_silent_and_tiny_inputs_are_one_piece(audio):
+    assert pauses(audio, 0.5) == []
+    assert pieces(audio) == [(0, len(audio))]
+
+
+def test_a_long_stretch_without_pauses_is_still_cut_to_the_model_limit():
+    long = np.concatenate([sound(40), silence(6.0), sound(2)])
+    cut = pieces(long, 0.5)
+    assert cut[0][0] == 0 and cut[-1][1] == len(long)
+    assert all(b - a <= CHUNK_SECONDS * SAMPLE_RATE for a, b in cut)
+    assert len(cut) == 3  # 40 s in two chunks, then the 2 s after the pause
+    assert all(b <= c for (_, b), (c, _) in itertools.pairwise(cut))
