@@ -289,14 +289,22 @@ def _check_data(rest: list[str]) -> int:
 OWN_PARSER_COMMANDS = {"manifest": _manifest, "check-data": _check_data}
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0 seconds")
+    return value
+
+
 def _add_pause_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-pause",
-        type=float,
+        type=_seconds,
         default=MIN_PAUSE_SECONDS,
         metavar="SECONDS",
         help="decode the stretches between pauses this long separately, so that a recording "
-        f"of several commands gives them all (default: {MIN_PAUSE_SECONDS}; 0: never cut)",
+        f"of several commands gives them all (default: {MIN_PAUSE_SECONDS}; 0: never cut; not "
+        "with --commands, which answers one phrase or nothing per file)",
     )
 
 

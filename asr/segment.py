@@ -35,18 +35,27 @@ def pauses(
 
     Args:
         audio: (num_samples,) mono audio.
-        min_pause: shortest silence that counts, seconds.
+        min_pause: shortest silence that counts, seconds (>= 0).
 
     Returns:
         (start, end) samples of each pause, in order; silence at the very start or end of the
         audio is not a pause between sounds and is not listed.
+
+    Raises:
+        ValueError: `min_pause` is negative.
     """
+    if min_pause < 0:
+        raise ValueError(f"min_pause must be >= 0 seconds, got {min_pause}")
     frame = max(1, round(FRAME_SECONDS * sample_rate))
     n = len(audio) // frame
     if n == 0:
         return []
-    energy = np.square(audio[: n * frame].astype(np.float64)).reshape(n, frame).mean(axis=1)
-    db = 10 * np.log10(energy + 1e-20)  # (n,)
+    frames = audio[: n * frame].reshape(n, frame)  # a view: no copy of a long input
+    # Each frame's variance, not its mean square, so that a DC offset is no sound; summed
+    # in float64 without a float64 copy of the audio.
+    mean = frames.sum(axis=1, dtype=np.float64) / frame  # (n,)
+    energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frame - mean**2
+    db = 10 * np.log10(np.maximum(energy, 0) + 1e-20)  # (n,)
     loudest = db.max()
     floor = np.percentile(db, NOISE_FLOOR_PERCENTILE)
     if loudest - floor < MIN_RANGE_DB:
@@ -57,18 +66,25 @@ def pauses(
     found = [(int(sound[k]) + 1, int(sound[k + 1])) for k in after]  # frames [start, end)
     found = [(a, b) for a, b in found if (b - a) * frame >= min_pause * sample_rate]
     # Each piece between two pauses must hold a sound of its own; a piece with less (a
-    # click, a breath, an echo's tail) joins its neighbour over its shorter pause.
+    # click, a breath, an echo's tail) joins its neighbour over its shorter pause. Piece k
+    # lies between pauses k - 1 and k, and a pause holds no loud frame, so joining two
+    # pieces adds their counts.
+    bounds = [0, *(x for pause in found for x in pause), n]
     loud_before = np.concatenate([[0], np.cumsum(loud)])  # loud frames in [0, i)
-    least = MIN_SOUND_SECONDS / FRAME_SECONDS
-    while found:
-        bounds = [0, *(x for pause in found for x in pause), n]
-        pairs = zip(bounds[::2], bounds[1::2], strict=True)  # each piece's [start, end)
-        held = [loud_before[b] - loud_before[a] for a, b in pairs]
-        weak = next((k for k, h in enumerate(held) if h < least), None)
-        if weak is None:
-            break
-        sides = [k for k in (weak - 1, weak) if 0 <= k < len(found)]
-        found.pop(min(sides, key=lambda k: found[k][1] - found[k][0]))
+    held = [
+        int(loud_before[b] - loud_before[a]) for a, b in zip(bounds[::2], bounds[1::2], strict=True)
+    ]
+    least = MIN_SOUND_SECONDS * sample_rate / frame  # frames
+    k = 0
+    while k < len(held) and found:
+        if held[k] >= least:
+            k += 1
+            continue
+        sides = [j for j in (k - 1, k) if 0 <= j < len(found)]
+        j = min(sides, key=lambda j: found[j][1] - found[j][0])  # pieces j and j + 1 join
+        found.pop(j)
+        held[j] += held.pop(j + 1)
+        k = j  # the joined piece may still hold too little
     return [(a * frame, b * frame) for a, b in found]
 
 
@@ -87,9 +103,14 @@ def pieces(
         min_pause: shortest pause that cuts, seconds; None or 0: cut only for length.
 
     Returns:
-        (start, end) samples of the pieces, in order; the first starts at 0, the last ends
-        at len(audio).
+        (start, end) samples of the pieces, in order, none empty and none overlapping;
+        the first starts at 0, the last ends at len(audio); empty audio has none.
+
+    Raises:
+        ValueError: `min_pause` is negative.
     """
+    if len(audio) == 0:
+        return []
     keep = round(KEEP_SECONDS * sample_rate)
     bounds, start = [], 0
     for pause_start, pause_end in pauses(audio, min_pause, sample_rate) if min_pause else []:

@@ -162,7 +162,8 @@ class Recognizer:
             min_pause: each input is cut inside its pauses of at least this many seconds
                 and the pieces are decoded separately (`asr.segment`), so that a recording
                 of several commands gives them all; None or 0: cut only inputs longer
-                than `asr.audio.CHUNK_SECONDS`.
+                than `asr.audio.CHUNK_SECONDS`. Not with a command list (`options.commands`),
+                whose answer for an input is one allowed phrase or nothing.
 
         Returns:
             One `Transcription` per input, in input order, with word timings and confidences.
@@ -170,6 +171,8 @@ class Recognizer:
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
         options = options or self.default_options
+        if options.commands:
+            min_pause = None
         results: list[Transcription] = []
         window = batch_size * SORT_WINDOW
         with tqdm(total=len(inputs), unit="file", disable=not progress, file=sys.stderr) as bar:

@@ -140,8 +140,14 @@ def test_a_recording_of_several_commands_gives_them_all(recordings, tmp_path):
     pause = np.zeros(SAMPLE_RATE // 2, np.float32)  # 1.1 s in all with their own silence
     path = tmp_path / "two.wav"
     sf.write(path, np.concatenate([load_audio(first), pause, load_audio(second)]), SAMPLE_RATE)
-    result = asr.load_model().transcribe(path)[0]
+    recognizer = asr.load_model()
+    result = recognizer.transcribe(path)[0]
     assert result.text == f"{recordings[first]} {recordings[second]}"
     second_start = sf.info(first).duration + 0.5
     assert result.words[5].start > second_start - 0.2  # "set", not before the pause
     assert result.words[4].end < sf.info(first).duration  # "light", before it
+    # A command list answers one allowed phrase or nothing per input: no cutting then.
+    phrases = (recordings[first], recordings[second])
+    closed = asr.DecodingOptions(commands=phrases)
+    answer = recognizer.transcribe(path, options=closed)[0]
+    assert answer.text in ("", *phrases)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from asr.evaluate import error_analysis, evaluate, group_table
 from asr.metrics import word_error_types
+from asr.segment import MIN_PAUSE_SECONDS
 from asr.transcribe import Transcription
 
 REFS = ["turn on the light", "go left", "stop", "turn on the light", ""]
@@ -40,8 +41,10 @@ class FakeRecognizer:
 
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers = answers
+        self.min_pause = "not called"
 
     def transcribe(self, audio, batch_size=16, options=None, progress=False, min_pause=None):
+        self.min_pause = min_pause
         return [Transcription(self.answers[Path(a).name], str(a)) for a in audio]
 
 
@@ -116,3 +119,13 @@ def test_cli_evaluate_names_the_bad_manifest_line(tmp_path: Path, capsys):
     assert main(["evaluate", str(manifest), "--out-dir", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err
     assert f"{manifest}:1: missing key(s) duration" in err and "Traceback" not in err
+
+
+def test_evaluate_passes_min_pause_on(tmp_path: Path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio": "a.wav", "text": "stop", "duration": 1.0}) + "\n")
+    recognizer = FakeRecognizer({"a.wav": "stop"})
+    evaluate(recognizer, manifest, tmp_path / "out")
+    assert recognizer.min_pause == MIN_PAUSE_SECONDS
+    evaluate(recognizer, manifest, tmp_path / "out", min_pause=0.3)
+    assert recognizer.min_pause == 0.3

@@ -41,14 +41,19 @@ def test_recordings_join_two_or_three_commands_with_pauses_and_repeat(tmp_path):
     assert join_commands.main([*args, "--out", str(tmp_path / "a")]) == 0
     records = read_manifest(tmp_path / "a" / "test.jsonl")
     assert len(records) == 6
-    by_text = {"go": 1, "stop": 1, "turn left": 2, "seven of hearts": 3}
+    names = ["go", "stop", "turn left", "seven of hearts"]
+    half = SAMPLE_RATE // 2  # samples of each utterance
     for r in records:
         parts = r["from"].split()
         assert r["commands"] == len(parts) in (2, 3)
-        texts = [["go", "stop", "turn left", "seven of hearts"][int(p[1])] for p in parts]
-        assert r["text"] == " ".join(texts) and all(t in by_text for t in texts)
-        pauses = r["duration"] - 0.5 * len(parts)  # the zeros between the utterances
-        assert 0.5 * (len(parts) - 1) - 0.01 <= pauses <= 1.0 * (len(parts) - 1) + 0.01
+        assert r["text"] == " ".join(names[int(p[1])] for p in parts)
+        audio, _ = sf.read(tmp_path / "a" / r["audio"], dtype="float32")
+        # utterance, zeros of 0.5-1 s, utterance, ...: the first pause starts right after it
+        assert np.abs(audio[:half]).min() < np.abs(audio[:half]).max()
+        zeros = np.flatnonzero(audio[half:] != 0)[0]
+        assert 0.5 * SAMPLE_RATE - 1 <= zeros <= 1.0 * SAMPLE_RATE + 1
+        total = r["duration"] - 0.5 * len(parts)  # every pause
+        assert 0.5 * (len(parts) - 1) - 0.01 <= total <= 1.0 * (len(parts) - 1) + 0.01
     assert join_commands.main([*args, "--out", str(tmp_path / "b")]) == 0
     for name in ("joined_0000.wav", "joined_0005.wav"):  # the same seed, the same files
         a, b = (tmp_path / d / "wav" / name for d in "ab")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from asr.audio import CHUNK_SECONDS, SAMPLE_RATE
+from asr.cli import main
 from asr.segment import KEEP_SECONDS, pauses, pieces
 
 
@@ -36,11 +37,27 @@ def test_pauses_are_the_long_silences_between_sounds_only():
     assert pauses(AUDIO, 1.5) == []  # the lead and the tail are not pauses between sounds
 
 
-def test_pieces_cover_the_input_and_keep_a_little_of_each_pause():
+def test_pieces_hold_the_sounds_and_a_little_of_each_pause():
     cut = seconds(pieces(AUDIO, 0.5))
     keep = KEEP_SECONDS
     assert cut == [(0.0, 1.3 + keep), (1.9 - keep, 2.4 + keep), (3.4 - keep, 4.3)]
     assert pieces(AUDIO, None) == pieces(AUDIO, 0) == [(0, len(AUDIO))]
+    # a pause shorter than twice KEEP_SECONDS is split in its middle: pieces touch
+    short = pieces(AUDIO, 0.15)
+    assert seconds(short)[:2] == [(0.0, 0.8), (0.8, 1.3 + keep)]
+    assert all(b <= c for (_, b), (c, _) in itertools.pairwise(short))
+
+
+def test_a_pause_of_exactly_min_pause_counts_and_negative_is_refused():
+    exact = np.concatenate([sound(0.4), silence(0.5), sound(0.4)])
+    assert seconds(pauses(exact, 0.5)) == [(0.4, 0.9)]
+    assert pauses(exact, 0.51) == []
+    with pytest.raises(ValueError, match="min_pause"):
+        pieces(exact, -0.1)
+
+
+def test_a_dc_offset_is_not_sound():
+    assert pauses(AUDIO + 0.05, 0.5) == pauses(AUDIO, 0.5)
 
 
 def test_a_click_or_a_breath_is_not_a_command_of_its_own():
@@ -56,14 +73,24 @@ def test_quiet_room_noise_still_has_pauses_but_loud_noise_has_none():
     noise = rng.standard_normal(len(AUDIO)).astype(np.float32)
     room = AUDIO + 0.1 * 10 ** (-30 / 20) * noise  # 30 dB below the sound
     assert seconds(pauses(room, 0.5)) == [(1.3, 1.9), (2.4, 3.4)]
-    loud = AUDIO + 0.1 * 10 ** (-5 / 20) * noise  # 5 dB below: no trustworthy pause
+    loud = AUDIO + 0.1 * 10 ** (-12 / 20) * noise  # 12 dB below: no trustworthy pause
     assert pauses(loud, 0.5) == []
 
 
-@pytest.mark.parametrize("audio", [np.zeros(0, np.float32), silence(2.0), sound(0.005)])
-def test_empty_silent_and_tiny_inputs_are_one_piece(audio):
+@pytest.mark.parametrize("audio", [silence(2.0), sound(0.005), sound(3.0)])
+def test_silent_tiny_and_unbroken_inputs_are_one_piece(audio):
     assert pauses(audio, 0.5) == []
     assert pieces(audio) == [(0, len(audio))]
+
+
+def test_empty_input_has_no_pieces():
+    assert pauses(np.zeros(0, np.float32), 0.5) == pieces(np.zeros(0, np.float32)) == []
+
+
+def test_the_cli_refuses_a_negative_min_pause(capsys):
+    with pytest.raises(SystemExit):
+        main(["transcribe", "a.wav", "--min-pause", "-1"])
+    assert "--min-pause: -1: must be >= 0 seconds" in capsys.readouterr().err
 
 
 def test_a_long_stretch_without_pauses_is_still_cut_to_the_model_limit():

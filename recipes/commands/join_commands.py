@@ -2,7 +2,7 @@
 
 A test of what `asr transcribe` does with a recording in which a user says two or three
 commands, one after another (`asr.segment`). Each recording joins 2-3 utterances drawn
-from the manifest (its first utterance's voice and augmentation stay as they were), with
+from the manifest (each with its own voice and augmentation, as it was), with
 PAUSE_S seconds of digital silence between them; its text is theirs, joined. The same
 seed gives the same files; a re-run rewrites them.
 
