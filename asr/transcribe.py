@@ -167,9 +167,14 @@ class Recognizer:
 
         Returns:
             One `Transcription` per input, in input order, with word timings and confidences.
+
+        Raises:
+            ValueError: `min_pause` is negative (before any input is read).
         """
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
+        if min_pause is not None and min_pause < 0:
+            raise ValueError(f"min_pause must be >= 0 seconds, got {min_pause}")
         options = options or self.default_options
         if options.commands:
             min_pause = None

@@ -151,3 +151,5 @@ def test_a_recording_of_several_commands_gives_them_all(recordings, tmp_path):
     closed = asr.DecodingOptions(commands=phrases)
     answer = recognizer.transcribe(path, options=closed)[0]
     assert answer.text in ("", *phrases)
+    with pytest.raises(ValueError, match="min_pause"):
+        recognizer.transcribe(tmp_path / "never read.wav", min_pause=-0.5)
