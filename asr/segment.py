@@ -109,6 +109,8 @@ def pieces(
     Raises:
         ValueError: `min_pause` is negative.
     """
+    if min_pause is not None and min_pause < 0:
+        raise ValueError(f"min_pause must be >= 0 seconds, got {min_pause}")
     if len(audio) == 0:
         return []
     keep = round(KEEP_SECONDS * sample_rate)
