@@ -22,6 +22,12 @@ MIN_RANGE_DB = 15.0  # noisier input (the loudest frame this close to the floor)
 MIN_SOUND_SECONDS = 0.1  # less sound between two pauses (a click, a breath) is no command
 
 
+def check_min_pause(min_pause: float | None) -> None:
+    """Raise ValueError for a negative `min_pause` (None and 0: no cutting at pauses)."""
+    if min_pause is not None and min_pause < 0:
+        raise ValueError(f"min_pause must be >= 0 seconds, got {min_pause}")
+
+
 def pauses(
     audio: np.ndarray, min_pause: float, sample_rate: int = SAMPLE_RATE
 ) -> list[tuple[int, int]]:
@@ -44,8 +50,7 @@ def pauses(
     Raises:
         ValueError: `min_pause` is negative.
     """
-    if min_pause < 0:
-        raise ValueError(f"min_pause must be >= 0 seconds, got {min_pause}")
+    check_min_pause(min_pause)
     frame = max(1, round(FRAME_SECONDS * sample_rate))
     n = len(audio) // frame
     if n == 0:
@@ -109,8 +114,7 @@ def pieces(
     Raises:
         ValueError: `min_pause` is negative.
     """
-    if min_pause is not None and min_pause < 0:
-        raise ValueError(f"min_pause must be >= 0 seconds, got {min_pause}")
+    check_min_pause(min_pause)
     if len(audio) == 0:
         return []
     keep = round(KEEP_SECONDS * sample_rate)

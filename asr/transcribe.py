@@ -173,8 +173,7 @@ class Recognizer:
         """
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
-        if min_pause is not None and min_pause < 0:
-            raise ValueError(f"min_pause must be >= 0 seconds, got {min_pause}")
+        segment.check_min_pause(min_pause)  # before any input is read
         options = options or self.default_options
         if options.commands:
             min_pause = None

@@ -48,13 +48,14 @@ def joined_items(
         gaps = [round(rng.uniform(*pause) * SAMPLE_RATE) for _ in group[1:]]
         path = out / "wav" / f"joined_{index:04d}.wav"
         try:
-            parts = [load_audio(record["audio"]) for record in group]
+            utterances = [load_audio(record["audio"]) for record in group]
         except AudioError as err:
             logger.warning("skipping recording %d: %s", index, err)
             path.unlink(missing_ok=True)  # an earlier run's recording of this number is not it
             continue
-        for k, gap in enumerate(gaps):
-            parts.insert(2 * k + 1, np.zeros(gap, np.float32))
+        parts = [utterances[0]]
+        for gap, utterance in zip(gaps, utterances[1:], strict=True):
+            parts += [np.zeros(gap, np.float32), utterance]
         audio = np.concatenate(parts)
         write_atomically(path, lambda tmp, a=audio: sf.write(tmp, a, SAMPLE_RATE, format="WAV"))
         sources = " ".join(Path(r["audio"]).name for r in group)
