@@ -3,6 +3,11 @@
 The decoded text is aligned to the emissions with :func:`torchaudio.functional.forced_align`
 (per utterance, valid frames only). Token spans are grouped into words at the space token.
 
+Times. A bidirectional model is free to emit a word's letters anywhere it likes, and the
+bundled one often spells the first word in the silence before it ("goo" in the first 0.12 s
+of a recording whose speech starts at 1.4 s). Given which frames sound (`asr.segment`), the
+times come from a second alignment that keeps letters to sounding frames.
+
 Confidence. Each frame gets the posterior ``exp(log p_t(label))`` of the label the alignment put
 there (a character or the blank). A word owns the frames from the end of the preceding space (or
 the utterance start) to the start of the following space (or the utterance end). Those frames
@@ -26,6 +31,9 @@ import torchaudio.functional as AF
 from asr.text import Tokenizer
 
 SPACE = " "
+# Subtracted from the log-probabilities of letters at silent frames: large enough that a path
+# with a letter there never wins while one without exists, finite so that one always does.
+SILENT_PENALTY = 1e4
 
 
 @dataclass
@@ -58,6 +66,13 @@ class UtteranceAlignment:
         return " ".join(w.word for w in self.words)
 
 
+def _ids_mask(size: int, ids: Sequence[int]) -> torch.Tensor:
+    """(1, size) bool, True at `ids`."""
+    mask = torch.zeros(1, size, dtype=torch.bool)
+    mask[0, list(ids)] = True
+    return mask
+
+
 def _n_repeats(ids: Sequence[int]) -> int:
     """Number of adjacent equal tokens (each needs a blank between them in CTC)."""
     return sum(1 for a, b in itertools.pairwise(ids) if a == b)
@@ -76,8 +91,37 @@ def _run_mean(labels: torch.Tensor, posteriors: torch.Tensor) -> float:
     return float((sums / counts).mean())
 
 
+def _word_spans(
+    labels: torch.Tensor, posteriors: torch.Tensor, tokenizer: Tokenizer
+) -> tuple[list[list[AF.TokenSpan]], list[tuple[int, int]]]:
+    """Split an alignment's token spans into words at the space spans.
+
+    Args:
+        labels: (T,) aligned labels; posteriors: (T,) their posteriors.
+
+    Returns:
+        Each word's character spans, and the frames [lo, hi) it owns: from the end of the
+        space before it (or 0) to the start of the space after it (or T).
+    """
+    space_id = tokenizer.vocabulary.index(SPACE)
+    groups: list[list[AF.TokenSpan]] = [[]]
+    bounds = [0]
+    for span in AF.merge_tokens(labels, posteriors, blank=tokenizer.blank_id):
+        if span.token == space_id:
+            bounds += [span.start, span.end]
+            groups.append([])
+        else:
+            groups[-1].append(span)
+    bounds.append(len(labels))
+    return groups, list(zip(bounds[::2], bounds[1::2], strict=True))
+
+
 def align_words(
-    log_probs: torch.Tensor, text: str, tokenizer: Tokenizer, frame_shift: float
+    log_probs: torch.Tensor,
+    text: str,
+    tokenizer: Tokenizer,
+    frame_shift: float,
+    sounding: torch.Tensor | None = None,
 ) -> UtteranceAlignment:
     """Force-align ``text`` to one utterance's emissions and return word timings.
 
@@ -86,6 +130,10 @@ def align_words(
         text: normalised text (extra whitespace is squeezed).
         tokenizer: the model's tokenizer (blank id 0, space as word separator).
         frame_shift: seconds per output frame (0.01 x subsampling factor).
+        sounding: (T,) bool, the frames where the audio sounds, or None. A CTC model may
+            emit a word's letters in the silence before or after it (nothing in its
+            training asks where): the word times then come from an alignment that puts
+            letters (not blanks or spaces) at sounding frames wherever the text fits there.
 
     Returns:
         The aligned words and the utterance confidence.
@@ -105,33 +153,23 @@ def align_words(
     ids = tokenizer.encode(" ".join(words))
     if len(ids) + _n_repeats(ids) > frames:
         raise ValueError(f"{text!r} needs more than the {frames} frames available")
-    aligned, scores = AF.forced_align(
-        log_probs.unsqueeze(0),
-        torch.tensor([ids], dtype=torch.int32),
-        blank=tokenizer.blank_id,
-    )
+    ids_tensor = torch.tensor([ids], dtype=torch.int32)
+    aligned, scores = AF.forced_align(log_probs[None], ids_tensor, blank=tokenizer.blank_id)
     labels, posteriors = aligned[0], scores[0].exp()
-    spans = AF.merge_tokens(labels, posteriors, blank=tokenizer.blank_id)
-    space_id = tokenizer.vocabulary.index(SPACE)
-    # One span per target token, in order; split them into words at the space spans, and give
-    # each word the frames between the neighbouring spaces.
-    groups: list[list] = [[]]
-    bounds = [0]
-    for span in spans:
-        if span.token == space_id:
-            bounds += [span.start, span.end]
-            groups.append([])
-        else:
-            groups[-1].append(span)
-    bounds.append(frames)
+    spans, bounds = _word_spans(labels, posteriors, tokenizer)
+    confidences = [_run_mean(labels[lo:hi], posteriors[lo:hi]) for lo, hi in bounds]
+    if sounding is not None and bool(sounding.any()):
+        # The times from a second alignment with letters kept to sounding frames; the
+        # confidences stay those of the model's own best alignment.
+        vocabulary = tokenizer.vocabulary
+        letters = [i for i, t in enumerate(vocabulary) if t != SPACE and i != tokenizer.blank_id]
+        emissions = log_probs.clone()
+        emissions[~sounding.cpu()[:, None] & _ids_mask(len(tokenizer), letters)] -= SILENT_PENALTY
+        aligned, _ = AF.forced_align(emissions[None], ids_tensor, blank=tokenizer.blank_id)
+        spans, _ = _word_spans(aligned[0], posteriors, tokenizer)
     out = [
-        Word(
-            word=word,
-            start=group[0].start * frame_shift,
-            end=group[-1].end * frame_shift,
-            confidence=_run_mean(labels[lo:hi], posteriors[lo:hi]),
-        )
-        for word, group, lo, hi in zip(words, groups, bounds[::2], bounds[1::2], strict=True)
+        Word(word, group[0].start * frame_shift, group[-1].end * frame_shift, confidence)
+        for word, group, confidence in zip(words, spans, confidences, strict=True)
     ]
     return UtteranceAlignment(out, sum(w.confidence for w in out) / len(out))
 
@@ -142,6 +180,7 @@ def align_batch(
     texts: Sequence[str],
     tokenizer: Tokenizer,
     frame_shift: float,
+    sounding: Sequence[torch.Tensor | None] | None = None,
 ) -> list[UtteranceAlignment]:
     """:func:`align_words` for each utterance of a batch.
 
@@ -151,6 +190,8 @@ def align_batch(
         texts: B decoded texts.
         tokenizer: the model's tokenizer.
         frame_shift: seconds per output frame.
+        sounding: B (T_b,) bool masks of each utterance's sounding frames, or Nones
+            (see `align_words`); None: none known.
 
     Returns:
         B alignments in batch order.
@@ -158,7 +199,8 @@ def align_batch(
     if len(texts) != log_probs.shape[0]:
         raise ValueError(f"{len(texts)} texts for a batch of {log_probs.shape[0]}")
     log_probs = log_probs.detach().to("cpu", torch.float32)
+    sounding = sounding or [None] * len(texts)
     return [
-        align_words(log_probs[b, : int(n)], text, tokenizer, frame_shift)
-        for b, (n, text) in enumerate(zip(lengths.tolist(), texts, strict=True))
+        align_words(log_probs[b, : int(n)], text, tokenizer, frame_shift, mask)
+        for b, (n, text, mask) in enumerate(zip(lengths.tolist(), texts, sounding, strict=True))
     ]

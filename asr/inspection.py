@@ -16,7 +16,8 @@ from asr.alignment import Word
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.features import HOP_LENGTH
 from asr.gates import DIRECTION_NAMES, GATE_NAMES, run_lstm
-from asr.transcribe import Recognizer
+from asr.segment import sound_frames
+from asr.transcribe import Recognizer, snap_words
 
 FEATURE_SHIFT = HOP_LENGTH / SAMPLE_RATE  # seconds per feature frame (10 ms)
 MATCH_TOLERANCE = 1e-3  # max |log-prob| difference between the recomputed and the real model
@@ -80,14 +81,18 @@ def inspect_audio(recognizer: Recognizer, audio: str | Path | np.ndarray) -> Ins
     reference, _ = model(feats, frame_lengths)
     if not torch.allclose(log_probs, reference[0], atol=MATCH_TOLERANCE):
         raise RuntimeError("recomputed LSTM disagrees with the model's own forward pass")
-    result = recognizer.decode(log_probs[None], lengths, recognizer.default_options)[0]
+    # Word times as `Recognizer.transcribe` gives them for an input it decodes whole.
+    sound = sound_frames(waveform)
+    sounding = [recognizer.sounding(sound, 0, int(lengths[0]))]
+    result = recognizer.decode(log_probs[None], lengths, recognizer.default_options, sounding)[0]
+    words = snap_words(result.words, sound, len(waveform) / SAMPLE_RATE)
     return Inspection(
         waveform=waveform,
         features=feats[0, : int(frame_lengths[0])].numpy(),
         log_probs=log_probs.numpy(),
         gates=trace.gates.mean(-1).numpy(),  # (L, D, 3, T): mean over units
         text=result.text,
-        words=result.words,
+        words=words,
         frame_shift=recognizer.frame_shift,
         vocabulary=list(recognizer.tokenizer.vocabulary),
     )

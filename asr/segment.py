@@ -8,6 +8,8 @@ one recording"). So `asr.transcribe` cuts its inputs inside every pause of at le
 one command has no such pause and stays whole, leading and trailing silence included.
 """
 
+import math
+
 import numpy as np
 
 from asr.audio import SAMPLE_RATE, chunk_starts
@@ -28,16 +30,74 @@ def check_min_pause(min_pause: float | None) -> None:
         raise ValueError(f"min_pause must be >= 0 seconds, got {min_pause}")
 
 
+def sound_frames(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray | None:
+    """Which FRAME_SECONDS frames of the audio sound, and which are silent.
+
+    A frame is silent when its energy is SPEECH_RANGE_DB below the loudest frame's, or within
+    FLOOR_MARGIN_DB of the noise floor (the NOISE_FLOOR_PERCENTILE-th percentile of the
+    frames' energies), whichever is higher. A frame's energy is its variance, not its mean
+    square, so that a DC offset is no sound.
+
+    Args:
+        audio: (num_samples,) mono audio.
+
+    Returns:
+        (num_samples // frame,) bool, True where a frame sounds; None when the audio is
+        shorter than a frame or its loudest frame lies within MIN_RANGE_DB of the floor
+        (speech in loud noise, or noise alone), where loudness cannot tell speech apart.
+    """
+    frame = max(1, round(FRAME_SECONDS * sample_rate))
+    n = len(audio) // frame
+    if n == 0:
+        return None
+    frames = audio[: n * frame].reshape(n, frame)  # a view: no copy of a long input
+    # Summed in float64 without a float64 copy of the audio.
+    mean = frames.sum(axis=1, dtype=np.float64) / frame  # (n,)
+    energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frame - mean**2
+    db = 10 * np.log10(np.maximum(energy, 0) + 1e-20)  # (n,)
+    loudest = db.max()
+    floor = np.percentile(db, NOISE_FLOOR_PERCENTILE)
+    if loudest - floor < MIN_RANGE_DB:
+        return None
+    return db >= max(loudest - SPEECH_RANGE_DB, floor + FLOOR_MARGIN_DB)
+
+
+def snap_to_sound(start: float, end: float, sound: np.ndarray | None) -> tuple[float, float]:
+    """A word's span without the silent frames at its edges.
+
+    CTC alignments can put a word's first letters in the silence before it (the model is
+    free to emit a label anywhere it likes); the audio's loudness says where the sound
+    really starts and ends.
+
+    Args:
+        start, end: the word's span, seconds.
+        sound: `sound_frames` of the audio the span lies in (None: unknown).
+
+    Returns:
+        (start, end) moved inwards to the first and last sounding frames within the span;
+        unchanged when no frame in it sounds or `sound` is None.
+    """
+    if sound is None:
+        return start, end
+    first = max(0, int(start / FRAME_SECONDS + 1e-6))  # frames [first, last) overlap the span
+    last = math.ceil(end / FRAME_SECONDS - 1e-6)
+    inside = np.flatnonzero(sound[first:last])
+    if len(inside) == 0:
+        return start, end
+    return (
+        max(start, float(first + inside[0]) * FRAME_SECONDS),
+        min(end, float(first + inside[-1] + 1) * FRAME_SECONDS),
+    )
+
+
 def pauses(
     audio: np.ndarray, min_pause: float, sample_rate: int = SAMPLE_RATE
 ) -> list[tuple[int, int]]:
     """The silences of at least `min_pause` seconds between sounds of the audio.
 
-    A 10 ms frame is silent when its energy is SPEECH_RANGE_DB below the loudest frame's, or
-    within FLOOR_MARGIN_DB of the noise floor (the NOISE_FLOOR_PERCENTILE-th percentile of
-    the frames' energies), whichever is higher. Audio whose loudest frame is within
-    MIN_RANGE_DB of that floor (speech in loud noise, or noise alone) has no pauses. Every
-    stretch between two pauses holds at least MIN_SOUND_SECONDS of sounding frames.
+    A pause is a run of silent frames (`sound_frames`); audio where loudness cannot tell
+    speech apart (speech in loud noise, or noise alone) has none. Every stretch between two
+    pauses holds at least MIN_SOUND_SECONDS of sounding frames.
 
     Args:
         audio: (num_samples,) mono audio.
@@ -52,20 +112,10 @@ def pauses(
     """
     check_min_pause(min_pause)
     frame = max(1, round(FRAME_SECONDS * sample_rate))
-    n = len(audio) // frame
-    if n == 0:
+    loud = sound_frames(audio, sample_rate)  # (n,)
+    if loud is None:
         return []
-    frames = audio[: n * frame].reshape(n, frame)  # a view: no copy of a long input
-    # Each frame's variance, not its mean square, so that a DC offset is no sound; summed
-    # in float64 without a float64 copy of the audio.
-    mean = frames.sum(axis=1, dtype=np.float64) / frame  # (n,)
-    energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frame - mean**2
-    db = 10 * np.log10(np.maximum(energy, 0) + 1e-20)  # (n,)
-    loudest = db.max()
-    floor = np.percentile(db, NOISE_FLOOR_PERCENTILE)
-    if loudest - floor < MIN_RANGE_DB:
-        return []
-    loud = db >= max(loudest - SPEECH_RANGE_DB, floor + FLOOR_MARGIN_DB)  # (n,)
+    n = len(loud)
     sound = np.flatnonzero(loud)
     after = np.flatnonzero(np.diff(sound) > 1)  # silence follows sound[k] for k in after
     found = [(int(sound[k]) + 1, int(sound[k + 1])) for k in after]  # frames [start, end)

@@ -1,5 +1,6 @@
 """Transcription: the Python API behind `asr.load_model(...).transcribe(...)`."""
 
+import itertools
 import sys
 import tempfile
 from collections import Counter
@@ -186,9 +187,18 @@ class Recognizer:
         return results
 
     def decode(
-        self, log_probs: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions
+        self,
+        log_probs: torch.Tensor,
+        lengths: torch.Tensor,
+        options: DecodingOptions,
+        sounding: Sequence[torch.Tensor | None] | None = None,
     ) -> list[Transcription]:
-        """Decode (B, T, V) log-probs with (B,) valid frames into B results (no paths)."""
+        """Decode (B, T, V) log-probs with (B,) valid frames into B results (no paths).
+
+        Args:
+            sounding: B (T_b,) bool masks of the output frames where the audio sounds (or
+                Nones): word timings keep letters there (`asr.alignment.align_words`).
+        """
         decoder = options.decoder
         results = [Transcription("") for _ in range(len(lengths))]
         if isinstance(decoder, CommandDecoder):
@@ -204,7 +214,9 @@ class Recognizer:
             ):
                 result.text = text
         texts = [r.text for r in results]
-        alignments = align_batch(log_probs, lengths, texts, self.tokenizer, self.frame_shift)
+        alignments = align_batch(
+            log_probs, lengths, texts, self.tokenizer, self.frame_shift, sounding
+        )
         for result, alignment in zip(results, alignments, strict=True):
             result.words, result.confidence = alignment.words, alignment.confidence
         return results
@@ -221,12 +233,14 @@ class Recognizer:
         # Inputs with pauses or long ones become several pieces (`asr.segment.pieces`); a
         # piece is (input index, start sample, samples); each input's are joined below.
         pieces: list[tuple[int, int, np.ndarray]] = []
+        sounds: dict[int, tuple[np.ndarray | None, float]] = {}  # sounding frames, seconds
         for i, item in enumerate(inputs):
             try:
                 audio = _read(item)
             except AudioError as err:
                 results[i].error = str(err)
                 continue
+            sounds[i] = segment.sound_frames(audio), len(audio) / SAMPLE_RATE
             for start, end in segment.pieces(audio, min_pause):
                 pieces.append((i, start, audio[start:end]))
         if bar is not None:
@@ -248,7 +262,13 @@ class Recognizer:
             finite = _finite_outputs(log_probs, lengths)
             if not finite.all():  # decode the others; these get an error, not a guess
                 log_probs, lengths = log_probs[finite], lengths[finite]
-            decoded_rows = iter(self.decode(log_probs, lengths, options))
+            sounding = [
+                self.sounding(sounds[pieces[p][0]][0], pieces[p][1], int(n))
+                for p, n in zip(
+                    itertools.compress(batch, finite.tolist()), lengths.tolist(), strict=True
+                )
+            ]
+            decoded_rows = iter(self.decode(log_probs, lengths, options, sounding))
             batch_results = [
                 next(decoded_rows) if ok else _not_finite(pieces[p][2])
                 for p, ok in zip(batch, finite.tolist(), strict=True)
@@ -263,11 +283,27 @@ class Recognizer:
                 bar.update(finished)
         for i, parts in decoded.items():
             joined = _join(sorted(parts, key=lambda part: part[0]))
+            joined.words = snap_words(joined.words, *sounds[i])
             joined.path = results[i].path
             if joined.error is not None:
                 joined.error = f"{joined.path or '<array>'}: {joined.error}"
             results[i] = joined
         return results
+
+    def sounding(self, sound: np.ndarray | None, start: int, frames: int) -> torch.Tensor | None:
+        """(frames,) bool: which output frames of a piece starting at sample `start` lie near
+        sound, given the input's `asr.segment.sound_frames` (None: unknown)."""
+        if sound is None:
+            return None
+        step = self.model.config.subsampling  # 10 ms sound frames per output frame
+        first = start // round(segment.FRAME_SECONDS * SAMPLE_RATE)
+        # Output frame j hears feature frames step * j +- (step - 1) through its convolutions;
+        # one more output frame each side, as CTC's letters may come a frame early or late.
+        j = np.arange(frames)
+        low = np.clip(first + step * (j - 2) + 1, 0, len(sound))
+        high = np.clip(first + step * (j + 2), 0, len(sound))
+        counts = np.concatenate([[0], np.cumsum(sound)])
+        return torch.from_numpy(counts[high] - counts[low] > 0)
 
 
 def _finite_outputs(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -317,6 +353,16 @@ def _join(parts: list[tuple[int, int, Transcription]]) -> Transcription:
         result.rejected = all(part.rejected for _, _, part in parts)
         result.command_score = max(part.command_score or 0.0 for _, _, part in parts)
     return result
+
+
+def snap_words(words: list[Word], sound: np.ndarray | None, seconds: float) -> list[Word]:
+    """Words whose spans end within the input and leave out silence at their edges
+    (`asr.segment.snap_to_sound`); output frames are 40 ms, so the last word's may not."""
+    snapped = []
+    for w in words:
+        start, end = segment.snap_to_sound(min(w.start, seconds), min(w.end, seconds), sound)
+        snapped.append(Word(w.word, start, end, w.confidence))
+    return snapped
 
 
 def _read(item: AudioInput) -> np.ndarray:

@@ -63,6 +63,26 @@ def test_wrong_word_has_lower_confidence() -> None:
         assert wrong.words[1].confidence < right.words[1].confidence - 0.05, text
 
 
+def test_letters_spelled_in_silence_are_timed_at_the_sound() -> None:
+    """The model spells "on" at frames 1-2 while the audio sounds at frames 6-9 only: the
+    times come from the sounding frames, the confidence from the model's own alignment."""
+    spec = ["", "o", "n", "", "", "", {"o": 0.2, "": 0.7}, "", {"n": 0.2, "": 0.7}, "", ""]
+    sounding = torch.tensor([False] * 6 + [True] * 4 + [False])
+    free = align_words(emissions(spec), "on", TOKENIZER, FRAME_SHIFT)
+    kept = align_words(emissions(spec), "on", TOKENIZER, FRAME_SHIFT, sounding)
+    assert (free.words[0].start, free.words[0].end) == pytest.approx((0.04, 0.12))
+    assert (kept.words[0].start, kept.words[0].end) == pytest.approx((0.24, 0.36))
+    assert kept.confidence == pytest.approx(free.confidence)
+    # No sounding frame at all, or a text too long for them: the model's own alignment.
+    none = align_words(emissions(spec), "on", TOKENIZER, FRAME_SHIFT, torch.zeros(11, dtype=bool))
+    assert none.words == free.words
+    one = torch.zeros(11, dtype=bool)
+    one[7] = True
+    squeezed = align_words(emissions(spec), "on", TOKENIZER, FRAME_SHIFT, one)
+    # Two letters, one sounding frame: "n" takes it, "o" stays where the model spelled it.
+    assert (squeezed.words[0].start, squeezed.words[0].end) == pytest.approx((0.04, 0.32))
+
+
 def test_empty_text() -> None:
     silent = align_words(emissions(["", "", ""]), "", TOKENIZER, FRAME_SHIFT)
     assert silent.words == [] and silent.confidence > 0.85

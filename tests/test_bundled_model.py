@@ -1,6 +1,7 @@
 """The model shipped in the package: loads with no arguments, decodes with its stored word
 list and LM, and recognises commands spoken by voices it never heard, clean or degraded."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -153,3 +154,21 @@ def test_a_recording_of_several_commands_gives_them_all(recordings, tmp_path):
     assert answer.text in ("", *phrases)
     with pytest.raises(ValueError, match="min_pause"):
         recognizer.transcribe(tmp_path / "never read.wav", min_pause=-0.5)
+
+
+def test_words_are_timed_where_the_speech_is(recordings, tmp_path):
+    """A second of silence before a command and half a second after it: the model spells
+    "turn" in the silence (the helper review's "ye____s"), but the word times stay on the
+    speech (asr.alignment's second alignment, asr.segment.snap_to_sound) and within the file."""
+    path = next(p for p in recordings if p.name == "en+m3_turn_on_the_kitchen_light.wav")
+    speech = load_audio(path)
+    lead = SAMPLE_RATE  # samples
+    padded = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(lead // 2, np.float32)])
+    result = asr.load_model().transcribe(padded)[0]
+    assert result.text == "turn on the kitchen light"
+    # espeak-ng's own output starts with a little silence: the speech starts at or after this.
+    speech_starts = (lead + SILENCE_S * SAMPLE_RATE) / SAMPLE_RATE
+    assert result.words[0].start >= speech_starts - 0.05
+    speech_ends = (len(padded) - lead // 2 - SILENCE_S * SAMPLE_RATE) / SAMPLE_RATE
+    assert result.words[-1].end <= speech_ends + 0.05
+    assert all(a.end <= b.start for a, b in itertools.pairwise(result.words))

@@ -7,7 +7,7 @@ import pytest
 
 from asr.audio import CHUNK_SECONDS, SAMPLE_RATE
 from asr.cli import main
-from asr.segment import KEEP_SECONDS, pauses, pieces
+from asr.segment import KEEP_SECONDS, pauses, pieces, snap_to_sound, sound_frames
 
 
 def sound(seconds: float, seed: int = 0) -> np.ndarray:
@@ -35,6 +35,22 @@ def test_pauses_are_the_long_silences_between_sounds_only():
     assert seconds(pauses(AUDIO, 0.5)) == [(1.3, 1.9), (2.4, 3.4)]
     assert seconds(pauses(AUDIO, 0.15)) == [(0.7, 0.9), (1.3, 1.9), (2.4, 3.4)]
     assert pauses(AUDIO, 1.5) == []  # the lead and the tail are not pauses between sounds
+
+
+def test_sound_frames_are_the_sounds_and_edges_snap_to_them():
+    loud = sound_frames(AUDIO)
+    spans = [(0.3, 0.7), (0.9, 1.3), (1.9, 2.4), (3.4, 3.8)]
+    expected = np.zeros(len(AUDIO) // (SAMPLE_RATE // 100), bool)
+    for a, b in spans:
+        expected[round(a * 100) : round(b * 100)] = True
+    assert (loud == expected).all()
+    assert snap_to_sound(0.0, 0.5, loud) == pytest.approx((0.3, 0.5))  # the lead is dropped
+    assert snap_to_sound(1.2, 1.6, loud) == pytest.approx((1.2, 1.3))  # so is the pause
+    assert snap_to_sound(1.4, 1.8, loud) == (1.4, 1.8)  # nothing sounds: left alone
+    assert snap_to_sound(0.0, 0.5, None) == (0.0, 0.5)
+    # Too short for a frame, or loudness that cannot tell speech from noise: unknown.
+    assert sound_frames(AUDIO[:100]) is None
+    assert sound_frames(sound(2.0)) is None
 
 
 def test_pieces_hold_the_sounds_and_a_little_of_each_pause():
