@@ -34,11 +34,15 @@ OPEN_ERRORS = (sf.LibsndfileError, RuntimeError, OSError, TypeError)
 def unreadable_reason(path: str | Path, err: Exception) -> str:
     """Why `path` could not be opened; libsndfile calls a missing file a "System error"."""
     try:
-        os.stat(path)
+        size = os.stat(path).st_size
     except FileNotFoundError:
         return "cannot read audio (no such file)"
     except OSError as stat_err:  # e.g. a folder on the way that may not be searched
         return f"cannot read audio ({stat_err.strerror})"
+    if Path(path).is_dir():
+        return "cannot read audio (a folder: asr.audio.find_audio_files lists the audio in it)"
+    if size == 0:
+        return "cannot read audio (the file is empty: 0 bytes)"
     if isinstance(err, TypeError) and Path(path).suffix.lower() == ".raw":
         return (
             "cannot read audio (headerless raw samples: rate and encoding unknown; convert to WAV)"

@@ -12,7 +12,8 @@ Checks each line of a JSONL manifest and prints one line per problem, then a sum
   plus one blank between each pair of equal neighbours), so the loss would be infinite;
 - ``duplicate``: an audio file listed more than once.
 
-The exit status is 1 when any problem is found, so a script can stop before training.
+The exit status is 1 when any problem is found, or the manifest holds no record, so a
+script can stop before training.
 """
 
 import argparse
@@ -169,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (OSError, UnicodeDecodeError) as err:
         print(f"asr check-data: {args.manifest}: cannot read the manifest ({err})", file=sys.stderr)
+        return 1
+    if count == 0:
+        print(f"asr check-data: {args.manifest}: no records to train on", file=sys.stderr)
         return 1
     for problem in problems:
         print(problem)

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 TRAINING_COMMANDS = ("fit", "validate", "test")
 
 
+class UsageError(Exception):
+    """Options that do not go together, found after parsing: exit status 2, as argparse's."""
+
+
 def _decoding_options(args: argparse.Namespace, default: "DecodingOptions") -> "DecodingOptions":
     """The decoding the options ask for. With none of --greedy, --beam-size, --lexicon,
     --lm, the model's own (`default`, e.g. lexicon beam search with its LM) is kept, and
@@ -33,12 +37,17 @@ def _decoding_options(args: argparse.Namespace, default: "DecodingOptions") -> "
         with open(args.commands, encoding="utf-8") as f:
             commands = tuple(p for p in (normalize_text(line) for line in f) if p)
         if not commands:
-            raise SystemExit(f"asr: {args.commands}: no phrases in the command list")
+            raise UsageError(f"{args.commands}: no phrases in the command list")
+        if args.min_pause:
+            raise UsageError(
+                "--min-pause does not go with --commands, which answers one phrase or none "
+                "per file (nothing is cut)"
+            )
     search = {"beam_size": args.beam_size, "lexicon": args.lexicon, "lm": args.lm}
     if args.greedy and any(v is not None for v in search.values()):
-        raise SystemExit("asr: --greedy cannot be combined with --beam-size, --lexicon or --lm")
+        raise UsageError("--greedy cannot be combined with --beam-size, --lexicon or --lm")
     if args.lm and not args.lexicon:
-        raise SystemExit("asr: --lm needs --lexicon (the LM scores the lexicon's words)")
+        raise UsageError("--lm needs --lexicon (the LM scores the lexicon's words)")
     if (args.lexicon or args.lm) and args.beam_size is None:
         search["beam_size"] = DEFAULT_BEAM_SIZE
     if args.greedy or any(v is not None for v in search.values()):
@@ -88,6 +97,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     if not files:
         print("asr transcribe: no audio files found in the given paths", file=sys.stderr)
         return 1
+    for folder in map(Path, args.inputs):
+        if folder.is_dir() and not any(f.is_relative_to(folder) for f in files):
+            print(f"asr transcribe: warning: no audio files in {folder}", file=sys.stderr)
     recognizer = load_model(args.model)
     options = _decoding_options(args, recognizer.default_options)
     progress = _show_progress(args) and len(files) > 1
@@ -96,7 +108,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         options=options,
         progress=progress,
-        min_pause=args.min_pause,
+        min_pause=_min_pause(args),
     )
     failed = 0
     for given, result in zip(files, results, strict=True):
@@ -125,7 +137,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.batch_size,
         options,
         _show_progress(args),
-        args.min_pause,
+        _min_pause(args),
     )
     print(wer.summary("WER"))
     print(cer.summary("CER"))
@@ -296,11 +308,29 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: must lie in [0, 1]")
+    return value
+
+
+def _min_pause(args: argparse.Namespace) -> float:
+    """--min-pause as given (None when not), or the default."""
+    return MIN_PAUSE_SECONDS if args.min_pause is None else args.min_pause
+
+
 def _add_pause_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-pause",
         type=_seconds,
-        default=MIN_PAUSE_SECONDS,
         metavar="SECONDS",
         help="decode the stretches between pauses this long separately, so that a recording "
         f"of several commands gives them all (default: {MIN_PAUSE_SECONDS}; 0: never cut; not "
@@ -315,7 +345,9 @@ def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--greedy", action="store_true", help="greedy decoding (fastest)")
     g.add_argument(
-        "--beam-size", type=int, help="beam search with this beam (default with --lexicon: 32)"
+        "--beam-size",
+        type=_positive_int,
+        help="beam search with this beam (default with --lexicon: 32)",
     )
     g.add_argument("--lexicon", help="word list (one per line): beam search spells only these")
     g.add_argument("--lm", help="ARPA word n-gram LM for beam search (needs --lexicon)")
@@ -324,7 +356,7 @@ def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--commands", help="file of allowed phrases, one per line")
     g.add_argument(
         "--threshold",
-        type=float,
+        type=_share,
         default=0.5,
         help="with --commands: reject below this score in [0, 1]",
     )
@@ -341,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="audio files, or folders searched for audio")
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="inputs per model run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_pause_argument(p)
     _add_decoding_arguments(p)
@@ -350,8 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="decode a manifest; write recogs/errs and WER")
     p.add_argument("manifest", help="JSONL manifest with audio and reference text")
     p.add_argument("--model", help="model file (default: the bundled model)")
-    p.add_argument("--out-dir", default="exp/evaluate", help="where recogs, errs and analysis go")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--out-dir",
+        default="exp/evaluate",
+        help="where recogs, errs and analysis go (default: exp/evaluate)",
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="inputs per model run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_pause_argument(p)
     _add_decoding_arguments(p)
@@ -379,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="ARPA word n-gram LM over those words (`asr build-lm`)")
     # Without --lexicon, the settings change a stored decoding (the model's own, or
     # --copy-from's) and keep its word list and LM.
-    p.add_argument("--beam-size", type=int, help="default: 32, or the stored one")
+    p.add_argument("--beam-size", type=_positive_int, help="default: 32, or the stored one")
     p.add_argument("--lm-weight", type=float, help="default: 0.5, or the stored one")
     p.add_argument("--word-score", type=float, help="default: 0, or the stored one")
     p.add_argument(
@@ -439,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run()
     # A bad --model path, a missing list, a broken manifest line: the message says it all.
-    except (ModelFileError, FileNotFoundError, ManifestError) as err:
+    except (ModelFileError, FileNotFoundError, ManifestError, UsageError) as err:
         print(f"asr {command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `asr transcribe dir | head`: the reader has all it wanted

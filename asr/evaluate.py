@@ -4,7 +4,7 @@ from pathlib import Path
 
 import jiwer
 
-from asr.manifest import read_manifest
+from asr.manifest import ManifestError, read_manifest
 from asr.metrics import ErrorCounts, char_errors, word_error_types, word_errors
 from asr.segment import MIN_PAUSE_SECONDS
 from asr.text import normalize_text
@@ -40,8 +40,13 @@ def evaluate(
 
     Returns:
         Word and character error counts, and the number of unreadable audio files.
+
+    Raises:
+        asr.manifest.ManifestError: the manifest is broken or lists no utterance.
     """
-    records = read_manifest(manifest)
+    records = read_manifest(manifest, need_duration=False)
+    if not records:
+        raise ManifestError(f"{manifest}: no utterances to score")
     audio = [r["audio"] for r in records]
     results = recognizer.transcribe(
         audio, batch_size=batch_size, options=options, progress=progress, min_pause=min_pause

@@ -34,18 +34,19 @@ TABLE_HEADER = ("path", "text")  # column names of a table with a header row
 Record = dict[str, Any]
 
 
-def _check_record(record: Any) -> str | None:
+def _check_record(record: Any, need_duration: bool = True) -> str | None:
     """Why `record` is not a valid manifest entry, or None when it is."""
     if not isinstance(record, dict):
         return f"expected a JSON object, got {type(record).__name__}"
-    missing = [key for key in REQUIRED_KEYS if key not in record]
+    required = REQUIRED_KEYS if need_duration else ("audio", "text")
+    missing = [key for key in required if key not in record]
     if missing:
         return f"missing key(s) {', '.join(missing)}"
     if not isinstance(record["audio"], str) or not record["audio"]:
         return "'audio' must be a non-empty string"
     if not isinstance(record["text"], str):
         return "'text' must be a string"
-    duration = record["duration"]
+    duration = record.get("duration", 0.0)
     if isinstance(duration, bool) or not isinstance(duration, int | float) or not duration >= 0:
         return f"'duration' must be a non-negative number of seconds, got {duration!r}"
     return None
@@ -55,31 +56,43 @@ class ManifestError(ValueError):
     """A manifest line that is not valid JSON or not a valid record (names file and line)."""
 
 
-def read_manifest(path: str | Path) -> list[Record]:
+def read_manifest(path: str | Path, need_duration: bool = True) -> list[Record]:
     """Read a JSONL manifest; audio paths come back absolute.
 
     Blank lines are ignored.
 
+    Args:
+        need_duration: records must carry "duration" (training batches by it; scoring does
+            not need it).
+
     Raises:
-        ManifestError: a line is not valid JSON or not a valid record; the message names the
-            file and the line number.
+        ManifestError: a line is not valid JSON or not a valid record (the message names the
+            file and the line number), or the file is not UTF-8 text.
     """
     path = Path(path)
     folder = path.parent
     records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ManifestError(
+                    f"{path}:{number}: not UTF-8 text (a manifest is JSON lines; audio files "
+                    "go in its records)"
+                ) from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            problem = _check_record(record)
+            problem = _check_record(record, need_duration)
             if problem:
                 raise ManifestError(f"{path}:{number}: {problem}")
             record["audio"] = os.path.abspath(os.path.join(folder, record["audio"]))
-            record["duration"] = float(record["duration"])
+            if "duration" in record:
+                record["duration"] = float(record["duration"])
             records.append(record)
     return records
 
@@ -239,10 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             records = manifest_from_table(args.source)
     except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"asr manifest: error: {err}", file=sys.stderr)
         return 1
     if not records:
-        print(f"error: no usable utterances in {args.source}", file=sys.stderr)
+        print(f"asr manifest: error: no usable utterances in {args.source}", file=sys.stderr)
         return 1
     write_manifest(args.output, records)
     print(f"wrote {len(records)} utterances to {args.output}")

@@ -7,6 +7,7 @@ decodes with exactly the text conventions it was trained with.
 
 import re
 import string
+import unicodedata
 from collections.abc import Sequence
 
 BLANK = "<blank>"
@@ -57,15 +58,18 @@ def _spell_digits(match: re.Match[str]) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """Lower-case, spell digits as words, drop punctuation, squeeze spaces.
+    """Lower-case, strip accents, spell digits as words, drop punctuation, squeeze spaces.
 
     Examples:
+        >>> normalize_text("Café, Naïve")
+        'cafe naive'
         >>> normalize_text("Set a timer for 15 minutes!")
         'set a timer for fifteen minutes'
         >>> normalize_text("Don't STOP")
         "don't stop"
     """
-    text = text.lower().replace("’", "'")
+    text = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))  # "é" -> "e" + "´"
+    text = "".join(c for c in text if not unicodedata.combining(c))
     text = re.sub(r"\d+", _spell_digits, text)
     text = re.sub(r"[^a-z' ]+", " ", text)
     # Apostrophes only survive inside words ("don't"), not as quotes.

@@ -154,6 +154,9 @@ class Recognizer:
     ) -> list[Transcription]:
         """Transcribe files (any format and rate soundfile reads) or 16 kHz mono arrays.
 
+        Folders are not searched here (`asr.audio.find_audio_files` lists a folder's audio,
+        as `asr transcribe` does).
+
         A file that cannot be read gives a result with `.error` set (naming the file and
         the reason) and empty text; the other inputs are still transcribed.
 
@@ -170,11 +173,14 @@ class Recognizer:
             One `Transcription` per input, in input order, with word timings and confidences.
 
         Raises:
-            ValueError: `min_pause` is negative (before any input is read).
+            ValueError: `min_pause` is negative or `batch_size` below 1 (before any input
+                is read).
         """
         if isinstance(inputs, str | Path | np.ndarray):
             inputs = [inputs]
         segment.check_min_pause(min_pause)  # before any input is read
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         options = options or self.default_options
         if options.commands:
             min_pause = None

@@ -99,7 +99,7 @@ def good_wav_bytes(tmp_path: Path) -> bytes:
 
 # name -> (writer, reason expected in the error)
 INVALID = {
-    "empty file": (lambda p, d: p.write_bytes(b""), "cannot read audio"),
+    "empty file": (lambda p, d: p.write_bytes(b""), "the file is empty"),
     "zero-length audio": (
         lambda p, d: sf.write(p, np.zeros(0, dtype=np.float32), SAMPLE_RATE),
         "no audio samples",
@@ -122,6 +122,14 @@ def test_invalid_file_gives_an_error_naming_file_and_reason(recognizer, tmp_path
     assert str(path) in str(info.value)
     result = recognizer.transcribe(path)[0]
     assert result.text == "" and str(path) in result.error and reason in result.error
+
+
+def test_a_folder_given_to_the_api_is_named_as_one(recognizer, tmp_path):
+    """The CLI searches folders; the Python API takes files and says what it was given."""
+    folder = tmp_path / "recordings.wav"
+    folder.mkdir()
+    result = recognizer.transcribe(folder)[0]
+    assert result.text == "" and f"{folder}: cannot read audio (a folder" in result.error
 
 
 def test_headerless_mu_law_reads_every_sample_from_the_first(tmp_path):

@@ -100,3 +100,6 @@ def test_cli_subcommand_exit_status(tiny_corpus):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["check-data", "-h"])
     assert exit_info.value.code == 0
+    empty = tiny_corpus / "empty.jsonl"
+    empty.write_text("")
+    assert cli_main(["check-data", str(empty)]) == 1  # nothing to train on is a problem

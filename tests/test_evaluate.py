@@ -115,10 +115,31 @@ def test_cli_evaluate_names_the_bad_manifest_line(tmp_path: Path, capsys):
     from asr.cli import main
 
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text('{"audio": "a.wav", "text": "one"}\n')
+    manifest.write_text('{"audio": "a.wav", "text": "one"}\n{"audio": "b.wav"}\n')
     assert main(["evaluate", str(manifest), "--out-dir", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert f"{manifest}:1: missing key(s) duration" in err and "Traceback" not in err
+    assert f"{manifest}:2: missing key(s) text" in err and "Traceback" not in err
+
+
+def test_cli_evaluate_refuses_audio_or_nothing_in_place_of_a_manifest(tmp_path: Path, capsys):
+    from asr.cli import main
+
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \xef\xbb\xff\xfe")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    for path, reason in [(audio, "a.wav:1: not UTF-8 text"), (empty, "no utterances to score")]:
+        assert main(["evaluate", str(path), "--out-dir", str(tmp_path / "out"), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and "Traceback" not in err
+
+
+def test_evaluate_needs_no_durations(tmp_path: Path):
+    """Training batches by duration; scoring a manifest made by hand does not need it."""
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio": "a.wav", "text": "stop"}) + "\n")
+    wer, _, failed = evaluate(FakeRecognizer({"a.wav": "stop"}), manifest, tmp_path / "out")
+    assert (wer.reference_length, wer.rate, failed) == (1, 0.0, 0)
 
 
 def test_evaluate_passes_min_pause_on(tmp_path: Path):

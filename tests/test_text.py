@@ -28,6 +28,7 @@ def test_number_to_words(n, words):
         ("code 007", "code zero zero seven"),
         ("Turn on the TV.", "turn on the tv"),
         ("rock’n’roll", "rock'n'roll"),
+        ("Café NAÏVE Ünïcode façade", "cafe naive unicode facade"),
         ("", ""),
     ],
 )

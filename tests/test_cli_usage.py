@@ -1,0 +1,69 @@
+"""`asr transcribe` / `asr evaluate` options that cannot work are refused up front (exit 2,
+the reason named), and a folder without audio is said so; found by a new-user walkthrough."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.audio import SAMPLE_RATE
+from asr.cli import main
+
+
+@pytest.fixture
+def wav(tmp_path):
+    path = tmp_path / "tone.wav"
+    t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+    sf.write(path, (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SAMPLE_RATE)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (["--batch-size", "0"], "--batch-size: 0: must be at least 1"),
+        (["--beam-size", "-2"], "--beam-size: -2: must be at least 1"),
+        (["--threshold", "2"], "--threshold: 2: must lie in [0, 1]"),
+        (["--min-pause", "-1"], "--min-pause: -1: must be >= 0 seconds"),
+    ],
+)
+def test_out_of_range_values_are_refused(wav, capsys, options, reason):
+    for command in ("transcribe", "evaluate"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, str(wav), *options])
+        assert exit_info.value.code == 2
+        assert reason in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (["--lm", "lm.arpa"], "--lm needs --lexicon"),
+        (["--greedy", "--beam-size", "4"], "--greedy cannot be combined"),
+        (["--commands", "COMMANDS", "--min-pause", "0.3"], "--min-pause does not go with"),
+        (["--commands", "EMPTY"], "no phrases in the command list"),
+    ],
+)
+def test_options_that_do_not_go_together_exit_2(wav, tmp_path, capsys, options, reason):
+    (tmp_path / "COMMANDS").write_text("turn on the light\n")
+    (tmp_path / "EMPTY").write_text("\n")
+    options = [str(tmp_path / o) if o in ("COMMANDS", "EMPTY") else o for o in options]
+    assert main(["transcribe", str(wav), *options]) == 2
+    err = capsys.readouterr().err
+    assert f"asr transcribe: error: {reason}" in err or reason in err
+    assert "Traceback" not in err
+
+
+def test_a_command_list_decodes_whole_with_min_pause_0(wav, tmp_path, capsys):
+    (tmp_path / "COMMANDS").write_text("turn on the light\n")
+    argv = ["transcribe", str(wav), "--commands", str(tmp_path / "COMMANDS"), "--min-pause", "0"]
+    assert main(argv) == 0
+
+
+def test_a_folder_without_audio_is_named(wav, tmp_path, capsys):
+    empty = tmp_path / "nothing here"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no audio\n")
+    assert main(["transcribe", str(wav), str(empty), "--greedy", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: no audio files in {empty}" in captured.err
+    assert str(wav) in captured.out
