@@ -152,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("manifest", help="JSONL manifest to check")
     parser.add_argument(
-        "--subsampling", type=int, default=2, choices=(1, 2, 4), help="the model's subsampling"
+        "--subsampling",
+        type=int,
+        default=4,
+        choices=(1, 2, 4),
+        help="the model's time subsampling (default: 4, as in every recipe's config.yaml)",
     )
     parser.add_argument(
         "--tolerance",

@@ -153,9 +153,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from asr.lightning_module import CTCModule
-    from asr.model_file import load_weights_only_checkpoint
+    from asr.model_file import ModelFileError, load_weights_only_checkpoint
 
     checkpoint = load_weights_only_checkpoint(args.checkpoint)
+    if "hyper_parameters" not in checkpoint:
+        raise ModelFileError(f"{args.checkpoint}: a checkpoint without the model's settings")
     # LightningCLI stores bookkeeping keys (e.g. "_instantiator") beside the init arguments.
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
     hparams.pop("init_from", None)  # the checkpoint holds the weights; the file may be gone
@@ -232,6 +234,8 @@ def _set_decoding(args: argparse.Namespace) -> int:
         raise SystemExit(
             "asr set-decoding: give --lexicon, --copy-from, --none, or settings to change"
         )
+    if args.lm and not Path(args.lm).is_file():  # flashlight's own message is KenLM's errno
+        raise FileNotFoundError(f"{args.lm}: no such LM file")
     words = read_word_list(args.lexicon)
     tokenizer = Tokenizer(read_header(model)["tokenizer"]["vocabulary"])
     try:  # the words and the LM must make a decoder before they go into the file
@@ -462,9 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         from asr.train import main as train_main
 
         # None lets LightningCLI read sys.argv itself (it warns when handed the same list).
-        train_main(args_given)
-        return 0
-    if argv and argv[0] in OWN_PARSER_COMMANDS:
+        command, run = argv[0], lambda: train_main(args_given) or 0
+    elif argv and argv[0] in OWN_PARSER_COMMANDS:
         command, run = argv[0], lambda: OWN_PARSER_COMMANDS[argv[0]](list(argv[1:]))
     else:
         args = build_parser().parse_args(argv)

@@ -7,6 +7,7 @@ default decoding (`set_decoding`): a word list and an ARPA language model for be
 """
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -198,5 +199,20 @@ def load_model_file(path: str | Path) -> tuple[AcousticModel, Tokenizer, dict[st
 
 
 def load_weights_only_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint without executing pickled code (weights_only=True)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load a Lightning checkpoint without executing pickled code (weights_only=True).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: the file is not a checkpoint (a model file, a manifest...).
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, SafetensorError):
+        # torch's own message suggests weights_only=False, which would run the file's code.
+        raise ModelFileError(
+            f"{path}: not a Lightning checkpoint (not a torch.save file of tensors and "
+            "plain data; `asr fit` writes them under <default_root_dir>/checkpoints/)"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ModelFileError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return checkpoint

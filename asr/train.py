@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from asr.augment import WaveformAugment
-from asr.checkpointing import AtomicCheckpointIO, resume_checkpoint
+from asr.checkpointing import LAST_CHECKPOINT, AtomicCheckpointIO, resume_checkpoint
 from asr.datamodule import SpeechDataModule
 from asr.files import remove_leftovers
 from asr.lightning_module import CTCModule
@@ -87,13 +87,28 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def latest_checkpoint(dirpath: str, every_n_train_steps: int | None = None) -> ModelCheckpoint:
+    """The callback that keeps `dirpath/last.ckpt` (the resume point) current: after every
+    epoch, and every `every_n_train_steps` optimizer steps when given (mid-epoch too)."""
+    return ModelCheckpoint(
+        dirpath=dirpath,
+        filename=Path(LAST_CHECKPOINT).stem,
+        monitor=None,
+        save_top_k=1,  # with no monitor: the newest, the same file each time
+        every_n_train_steps=every_n_train_steps,
+        enable_version_counter=False,  # a resumed run writes last.ckpt, not last-v1.ckpt
+    )
+
+
 class TrainCLI(LightningCLI):
     """LightningCLI with a checkpoint callback configured by plain keys and an export step.
 
     Config keys beyond Lightning's own:
-        checkpoint.*: `ModelCheckpoint` arguments (default: keep the best by val_wer + last,
-            in `<trainer.default_root_dir>/checkpoints`; `checkpoint.every_n_train_steps`
-            adds mid-epoch saves of last.ckpt).
+        checkpoint.*: `ModelCheckpoint` arguments of the best checkpoint (default: the best
+            by val_wer, ties kept by the earlier, in `<trainer.default_root_dir>/checkpoints`).
+            `last.ckpt` beside it comes from a callback of its own (`latest_checkpoint`):
+            written after every epoch, and every `checkpoint.every_n_train_steps` steps
+            when that is set.
         export: where to write the model file of the best checkpoint once fit ends.
 
     Logs: unless `trainer.logger` is set, each run writes TensorBoard event files under
@@ -125,7 +140,9 @@ class TrainCLI(LightningCLI):
             {
                 "checkpoint.monitor": "val_wer",
                 "checkpoint.mode": "min",
-                "checkpoint.save_last": True,
+                # Lightning 2.6 writes save_last's last.ckpt only when a best checkpoint is
+                # written too; `latest_checkpoint` writes it every epoch instead.
+                "checkpoint.save_last": False,
                 "checkpoint.filename": "best-{epoch}-{val_wer:.4f}",
                 # Our batch sampler splits data across ranks itself (equal, disjoint shares).
                 "trainer.use_distributed_sampler": False,
@@ -153,6 +170,12 @@ class TrainCLI(LightningCLI):
             )
         trainer = super().instantiate_trainer(**kwargs)
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        if self.subcommand == "fit":
+            checkpoint = self.config["fit"].checkpoint
+            # After the best one: `trainer.checkpoint_callback` is the first in the list.
+            trainer.callbacks.append(
+                latest_checkpoint(checkpoint.dirpath, checkpoint.every_n_train_steps)
+            )
         if trainer.progress_bar_callback is None:
             trainer.callbacks.append(EpochSummary())
         return trainer
@@ -173,18 +196,24 @@ class TrainCLI(LightningCLI):
         if not export or not self.trainer.is_global_zero:
             return
         best = self.trainer.checkpoint_callback.best_model_path
+        epochs, steps = self.trainer.current_epoch, self.trainer.global_step
         if best:
-            state = load_weights_only_checkpoint(best)["state_dict"]
-            self.model.load_state_dict(state)
+            state = load_weights_only_checkpoint(best)
+            self.model.load_state_dict(state["state_dict"])
+            # The best checkpoint's own count: Lightning saves the epoch it was written in.
+            epochs, steps = state["epoch"] + 1, state["global_step"]
         info = {
             "checkpoint": str(best),
-            "epochs": self.trainer.current_epoch,
-            "steps": self.trainer.global_step,
+            "epochs": epochs,
+            "steps": steps,
             "best_val_wer": _as_float(self.trainer.checkpoint_callback.best_model_score),
             "train_manifest": self.datamodule.hparams.train_manifest,
         }
         self.model.export(export, info)
-        print(f"model file written: {Path(export).resolve()}")
+        print(
+            f"model file written: {Path(export).resolve()} (from {best or 'the last weights'}: "
+            f"{epochs} epochs, {steps} steps)"
+        )
 
 
 def _as_float(value: torch.Tensor | float | None) -> float | None:

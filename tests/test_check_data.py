@@ -76,6 +76,7 @@ def test_subsampling_decides_what_is_too_short(tmp_path):
     assert [p.kind for p in check_manifest(manifest, subsampling=4)[0]] == ["too-short"]
     assert main([str(manifest), "--subsampling", "2"]) == 0
     assert main([str(manifest), "--subsampling", "4"]) == 1
+    assert main([str(manifest)]) == 1  # the recipes' 4 by default
 
 
 def test_read_audio_finds_nan_samples(tmp_path):

@@ -67,3 +67,25 @@ def test_a_folder_without_audio_is_named(wav, tmp_path, capsys):
     captured = capsys.readouterr()
     assert f"warning: no audio files in {empty}" in captured.err
     assert str(wav) in captured.out
+
+
+def test_fit_with_a_missing_manifest_is_one_line(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the recipe's relative paths
+    missing = tmp_path / "nowhere.jsonl"
+    argv = ["fit", "--config", "recipes/tiny/config.yaml", "--data.train_manifest", str(missing)]
+    argv += ["--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.logger", "false"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "asr fit: error:" in err and str(missing) in err and "Traceback" not in err
+
+
+def test_set_decoding_names_a_missing_lm(tmp_path, capsys):
+    words = tmp_path / "words.txt"
+    words.write_text("yes\nno\n")
+    missing = tmp_path / "lm.arpa"
+    argv = ["set-decoding", "bundled", "-o", str(tmp_path / "m.safetensors")]
+    assert main([*argv, "--lexicon", str(words), "--lm", str(missing)]) == 2
+    assert f"asr set-decoding: error: {missing}: no such LM file" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

@@ -13,7 +13,7 @@ import torch
 
 from asr.checkpointing import AtomicCheckpointIO
 from asr.files import remove_leftovers
-from asr.model_file import load_weights_only_checkpoint
+from asr.model_file import ModelFileError, load_weights_only_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_STEPS = 12  # 4 epochs of 3 batches on the tiny corpus
@@ -71,6 +71,37 @@ def run_fit(manifest: Path, root: Path) -> subprocess.CompletedProcess:
 def weights(checkpoint: Path) -> torch.Tensor:
     state = load_weights_only_checkpoint(checkpoint)["state_dict"]
     return torch.cat([v.flatten().float() for v in state.values()])
+
+
+def test_last_checkpoint_follows_every_epoch_when_validation_does_not_improve(
+    tiny_corpus, tmp_path
+):
+    """Lightning 2.6's save_last writes last.ckpt only when a best checkpoint is written: a
+    run whose val_wer stays at 100 % (a tiny model, as any model's first epochs) kept
+    last.ckpt at epoch 0, and a re-run retrained every later epoch (a walkthrough lost three
+    of four epochs of the FSDD recipe that way)."""
+    manifest = tiny_corpus / "manifest.jsonl"
+    root = tmp_path / "plateau"
+    command = fit_command(manifest, root)
+    steps = command.index("--checkpoint.every_n_train_steps")
+    del command[steps : steps + 2]  # epoch ends only
+    at_max = command.index("--trainer.max_steps") + 1
+    command[at_max] = str(2 * STEPS_PER_EPOCH)
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    checkpoints = root / "checkpoints"
+    last = load_weights_only_checkpoint(checkpoints / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (1, 2 * STEPS_PER_EPOCH)
+    (best,) = checkpoints.glob("best-*.ckpt")
+    assert load_weights_only_checkpoint(best)["global_step"] <= 2 * STEPS_PER_EPOCH
+
+    command[at_max] = str(3 * STEPS_PER_EPOCH)  # one more epoch: only that one is trained
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming from {checkpoints / 'last.ckpt'}" in again.stdout
+    last = load_weights_only_checkpoint(checkpoints / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (2, 3 * STEPS_PER_EPOCH)
+    assert not list(checkpoints.glob("last-v*.ckpt"))
 
 
 def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tiny_corpus, tmp_path):
@@ -160,7 +191,7 @@ def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
         pickle.dump({"state_dict": Payload()}, f)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         AtomicCheckpointIO().load_checkpoint(path)
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(ModelFileError, match="not a Lightning checkpoint"):
         load_weights_only_checkpoint(path)
     result = subprocess.run(
         [sys.executable, "-m", "asr.cli", "export", str(path), "-o", str(tmp_path / "m")],
@@ -168,5 +199,22 @@ def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert result.returncode != 0 and "Weights only load failed" in result.stderr
+    assert result.returncode == 2 and f"{path}: not a Lightning checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr and "weights_only` set to `False" not in result.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "manifest.jsonl"])
+def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b'{"audio": "a.wav", "text": "stop", "duration": 1.0}\n')
+    if name.endswith(".safetensors"):
+        torch.save({"weights": torch.zeros(2)}, path)  # a dict, but no checkpoint
+    result = subprocess.run(
+        [sys.executable, "-m", "asr.cli", "export", str(path), "-o", str(tmp_path / "m")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and f"{path}: not a Lightning checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
