@@ -179,6 +179,15 @@ def test_leftovers_of_a_write_killed_mid_way_are_removed(tmp_path):
     assert AtomicCheckpointIO().load_checkpoint(tmp_path / "last.ckpt")["global_step"] == 1
 
 
+def refused_export(path: Path, output: Path) -> subprocess.CompletedProcess:
+    """`asr export path -o output`, which must refuse the file in one line, exit status 2."""
+    command = [sys.executable, "-m", "asr.cli", "export", str(path), "-o", str(output)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2 and f"{path}: not a Lightning checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
 def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
 
@@ -193,14 +202,8 @@ def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
         AtomicCheckpointIO().load_checkpoint(path)
     with pytest.raises(ModelFileError, match="not a Lightning checkpoint"):
         load_weights_only_checkpoint(path)
-    result = subprocess.run(
-        [sys.executable, "-m", "asr.cli", "export", str(path), "-o", str(tmp_path / "m")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2 and f"{path}: not a Lightning checkpoint" in result.stderr
-    assert "Traceback" not in result.stderr and "weights_only` set to `False" not in result.stderr
+    result = refused_export(path, tmp_path / "m")
+    assert "weights_only` set to `False" not in result.stderr
     assert not marker.exists()
 
 
@@ -210,11 +213,4 @@ def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, name):
     path.write_bytes(b'{"audio": "a.wav", "text": "stop", "duration": 1.0}\n')
     if name.endswith(".safetensors"):
         torch.save({"weights": torch.zeros(2)}, path)  # a dict, but no checkpoint
-    result = subprocess.run(
-        [sys.executable, "-m", "asr.cli", "export", str(path), "-o", str(tmp_path / "m")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2 and f"{path}: not a Lightning checkpoint" in result.stderr
-    assert "Traceback" not in result.stderr
+    refused_export(path, tmp_path / "m")
