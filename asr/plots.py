@@ -183,19 +183,26 @@ def read_metrics(
     """CSVLogger's metrics.csv files -> {metric: (steps, values)}, skipping empty cells.
 
     CSVLogger writes one row per logging call with blanks in the other metrics' columns.
-    Several files (the parts of a resumed run) are merged and sorted by step.
+    Several files (the parts of a resumed run, oldest first) are merged and sorted by step;
+    a part resumed from a checkpoint older than the previous part's last row trains those
+    steps again, so the previous part's rows from the resumed part's first step on are
+    dropped (they belong to the training that was killed).
     """
     if isinstance(paths, str | Path):
         paths = [paths]
     series: dict[str, list[tuple[float, float]]] = {}
     for path in paths:
         with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                step = float(row.get("step") or "nan")
-                for key, value in row.items():
-                    if key in ("step", "epoch") or not value:
-                        continue
-                    series.setdefault(key, []).append((step, float(value)))
+            rows = [(float(row.get("step") or "nan"), row) for row in csv.DictReader(f)]
+        steps = [step for step, _ in rows if step == step]  # not NaN
+        if steps:
+            resumed_at = min(steps)
+            series = {k: [(a, b) for a, b in v if not a >= resumed_at] for k, v in series.items()}
+        for step, row in rows:
+            for key, value in row.items():
+                if key in ("step", "epoch") or not value:
+                    continue
+                series.setdefault(key, []).append((step, float(value)))
     return {k: tuple(np.array(sorted(v)).T) for k, v in series.items() if v}  # type: ignore[misc]
 
 

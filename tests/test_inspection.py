@@ -133,6 +133,21 @@ def test_resumed_run_curves_are_merged_in_step_order(tmp_path):
     np.testing.assert_array_equal(metrics["val_wer"][1], [0.9, 0.5])
 
 
+def test_steps_trained_again_after_a_resume_replace_the_killed_ones(tmp_path):
+    """Killed at step 24 with last.ckpt at step 10: steps 10-24 are trained again, and the
+    killed run's rows for them are not curves of this training."""
+    from asr.plots import read_metrics
+
+    header = "epoch,step,train_loss,val_wer\n"
+    killed, resumed = tmp_path / "a.csv", tmp_path / "b.csv"
+    killed.write_text(header + "0,9,5.0,\n0,9,,0.9\n1,14,4.0,\n1,19,3.9,\n1,19,,0.8\n2,24,3.5,\n")
+    resumed.write_text(header + "1,14,4.2,\n1,19,3.7,\n1,19,,0.7\n")
+    metrics = read_metrics([killed, resumed])
+    np.testing.assert_array_equal(metrics["train_loss"][0], [9, 14, 19])
+    np.testing.assert_array_equal(metrics["train_loss"][1], [5.0, 4.2, 3.7])
+    np.testing.assert_array_equal(metrics["val_wer"][1], [0.9, 0.7])
+
+
 def test_plot_training_without_metrics_fails_cleanly(tmp_path, capsys):
     assert main(["plot-training", str(tmp_path), "-o", str(tmp_path / "c.png")]) == 1
     assert "metrics.csv" in capsys.readouterr().err
