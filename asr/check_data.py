@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=4,
         choices=(1, 2, 4),
-        help="the model's time subsampling (default: 4, as in every recipe's config.yaml)",
+        help="the model's time subsampling (default: 4, as in every corpus recipe's config)",
     )
     parser.add_argument(
         "--tolerance",

@@ -16,7 +16,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from asr.files import write_atomically
 
-LAST_CHECKPOINT = "last.ckpt"  # asr.train.latest_checkpoint keeps this file current
+LAST_CHECKPOINT = "last.ckpt"  # asr.train.LatestCheckpoint keeps this file current
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

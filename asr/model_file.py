@@ -210,9 +210,11 @@ def load_weights_only_checkpoint(path: str | Path) -> dict[str, Any]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, SafetensorError):
         # torch's own message suggests weights_only=False, which would run the file's code.
         raise ModelFileError(
-            f"{path}: not a Lightning checkpoint (not a torch.save file of tensors and "
-            "plain data; `asr fit` writes them under <default_root_dir>/checkpoints/)"
+            f"{path}: not a Lightning checkpoint (unreadable, or not a torch.save file of "
+            "tensors and plain data; `asr fit` writes them under <default_root_dir>/checkpoints/)"
         ) from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: not a Lightning checkpoint (a folder)") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ModelFileError(f"{path}: not a Lightning checkpoint (no state_dict)")
     return checkpoint

@@ -194,7 +194,8 @@ def read_metrics(
     for path in paths:
         with open(path, newline="") as f:
             rows = [(float(row.get("step") or "nan"), row) for row in csv.DictReader(f)]
-        steps = [step for step, _ in rows if step == step]  # not NaN
+        # Only a part that trained resumes anything (`asr validate` logs at step 0).
+        steps = [step for step, row in rows if step == step and row.get("train_loss")]
         if steps:
             resumed_at = min(steps)
             series = {k: [(a, b) for a, b in v if not a >= resumed_at] for k, v in series.items()}

@@ -57,6 +57,10 @@ def _spell_digits(match: re.Match[str]) -> str:
     return " " + number_to_words(int(token)) + " "
 
 
+# Latin letters that are no letter plus accent, spelled in a-z (NFD leaves them whole).
+_LATIN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l"})
+
+
 def normalize_text(text: str) -> str:
     """Lower-case, strip accents, spell digits as words, drop punctuation, squeeze spaces.
 
@@ -68,8 +72,8 @@ def normalize_text(text: str) -> str:
         >>> normalize_text("Don't STOP")
         "don't stop"
     """
-    text = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))  # "é" -> "e" + "´"
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = unicodedata.normalize("NFD", text.lower().replace("’", "'"))  # "é" -> "e" + "´"
+    text = "".join(c for c in text if not unicodedata.combining(c)).translate(_LATIN_LETTERS)
     text = re.sub(r"\d+", _spell_digits, text)
     text = re.sub(r"[^a-z' ]+", " ", text)
     # Apostrophes only survive inside words ("don't"), not as quotes.

@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+import warnings
 from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
@@ -87,17 +88,36 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def latest_checkpoint(dirpath: str, every_n_train_steps: int | None = None) -> ModelCheckpoint:
-    """The callback that keeps `dirpath/last.ckpt` (the resume point) current: after every
-    epoch, and every `every_n_train_steps` optimizer steps when given (mid-epoch too)."""
-    return ModelCheckpoint(
-        dirpath=dirpath,
-        filename=Path(LAST_CHECKPOINT).stem,
-        monitor=None,
-        save_top_k=1,  # with no monitor: the newest, the same file each time
-        every_n_train_steps=every_n_train_steps,
-        enable_version_counter=False,  # a resumed run writes last.ckpt, not last-v1.ckpt
-    )
+class LatestCheckpoint(Callback):
+    """Keeps `last.ckpt` (the resume point) current: after every epoch, and every
+    `every_n_train_steps` optimizer steps when given, mid-epoch too.
+
+    Lightning 2.6's `ModelCheckpoint(save_last=True)` writes it only when the best checkpoint
+    is written too, so a run whose val_wer does not improve kept an old one; and a
+    ModelCheckpoint given `every_n_train_steps` saves at no epoch's end.
+    """
+
+    def __init__(self, path: str | Path, every_n_train_steps: int | None = None) -> None:
+        self.path = Path(path)
+        self.every_n_train_steps = every_n_train_steps
+        self._saved_step = -1
+
+    def _save(self, trainer: Trainer) -> None:
+        # Every rank calls it (the strategy writes on rank zero): the callbacks run alike.
+        if trainer.global_step != self._saved_step:
+            trainer.save_checkpoint(self.path)
+            self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: Trainer, *args) -> None:
+        n = self.every_n_train_steps
+        if n and trainer.global_step % n == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._save(trainer)  # after the epoch's validation, so the best checkpoint's state too
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._save(trainer)  # stopped mid-epoch (max_steps, max_time)
 
 
 class TrainCLI(LightningCLI):
@@ -106,9 +126,9 @@ class TrainCLI(LightningCLI):
     Config keys beyond Lightning's own:
         checkpoint.*: `ModelCheckpoint` arguments of the best checkpoint (default: the best
             by val_wer, ties kept by the earlier, in `<trainer.default_root_dir>/checkpoints`).
-            `last.ckpt` beside it comes from a callback of its own (`latest_checkpoint`):
+            `last.ckpt` beside it comes from a callback of its own (`LatestCheckpoint`):
             written after every epoch, and every `checkpoint.every_n_train_steps` steps
-            when that is set.
+            when that is set (`checkpoint.save_last` is not used).
         export: where to write the model file of the best checkpoint once fit ends.
 
     Logs: unless `trainer.logger` is set, each run writes TensorBoard event files under
@@ -141,7 +161,7 @@ class TrainCLI(LightningCLI):
                 "checkpoint.monitor": "val_wer",
                 "checkpoint.mode": "min",
                 # Lightning 2.6 writes save_last's last.ckpt only when a best checkpoint is
-                # written too; `latest_checkpoint` writes it every epoch instead.
+                # written too; `LatestCheckpoint` writes it every epoch instead.
                 "checkpoint.save_last": False,
                 "checkpoint.filename": "best-{epoch}-{val_wer:.4f}",
                 # Our batch sampler splits data across ranks itself (equal, disjoint shares).
@@ -158,6 +178,13 @@ class TrainCLI(LightningCLI):
             # A fixed folder (not one per logger version) so a re-run finds last.ckpt.
             root = config.trainer.default_root_dir or "."
             config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+        if config.checkpoint.save_last:
+            warnings.warn(
+                "checkpoint.save_last is not used: LatestCheckpoint writes last.ckpt after "
+                "every epoch and every checkpoint.every_n_train_steps steps",
+                stacklevel=2,
+            )
+            config.checkpoint.save_last = False
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         if self._get(self.config_init, "trainer", default={}).get("strategy") == "ddp":
@@ -174,7 +201,9 @@ class TrainCLI(LightningCLI):
             checkpoint = self.config["fit"].checkpoint
             # After the best one: `trainer.checkpoint_callback` is the first in the list.
             trainer.callbacks.append(
-                latest_checkpoint(checkpoint.dirpath, checkpoint.every_n_train_steps)
+                LatestCheckpoint(
+                    Path(checkpoint.dirpath) / LAST_CHECKPOINT, checkpoint.every_n_train_steps
+                )
             )
         if trainer.progress_bar_callback is None:
             trainer.callbacks.append(EpochSummary())

@@ -146,6 +146,12 @@ def test_steps_trained_again_after_a_resume_replace_the_killed_ones(tmp_path):
     np.testing.assert_array_equal(metrics["train_loss"][0], [9, 14, 19])
     np.testing.assert_array_equal(metrics["train_loss"][1], [5.0, 4.2, 3.7])
     np.testing.assert_array_equal(metrics["val_wer"][1], [0.9, 0.7])
+    # `asr validate` into the same folder logs at step 0 and trains nothing: no resume.
+    validated = tmp_path / "c.csv"
+    validated.write_text(header + "0,0,,0.65\n")
+    metrics = read_metrics([killed, resumed, validated])
+    np.testing.assert_array_equal(metrics["train_loss"][0], [9, 14, 19])
+    np.testing.assert_array_equal(metrics["val_wer"][1], [0.65, 0.9, 0.7])
 
 
 def test_plot_training_without_metrics_fails_cleanly(tmp_path, capsys):

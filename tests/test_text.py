@@ -29,6 +29,7 @@ def test_number_to_words(n, words):
         ("Turn on the TV.", "turn on the tv"),
         ("rock’n’roll", "rock'n'roll"),
         ("Café NAÏVE Ünïcode façade", "cafe naive unicode facade"),
+        ("Straße, Øre, Æsir, Łódź", "strasse ore aesir lodz"),
         ("", ""),
     ],
 )

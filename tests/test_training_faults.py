@@ -83,8 +83,9 @@ def test_last_checkpoint_follows_every_epoch_when_validation_does_not_improve(
     manifest = tiny_corpus / "manifest.jsonl"
     root = tmp_path / "plateau"
     command = fit_command(manifest, root)
-    steps = command.index("--checkpoint.every_n_train_steps")
-    del command[steps : steps + 2]  # epoch ends only
+    # Saves at steps 3 (epoch end), 4 (every 4 steps) and 6 (epoch end): a ModelCheckpoint
+    # given every_n_train_steps stopped at 4.
+    command[command.index("--checkpoint.every_n_train_steps") + 1] = "4"
     at_max = command.index("--trainer.max_steps") + 1
     command[at_max] = str(2 * STEPS_PER_EPOCH)
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -207,10 +208,13 @@ def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["model.safetensors", "manifest.jsonl"])
+@pytest.mark.parametrize("name", ["model.safetensors", "manifest.jsonl", "checkpoints"])
 def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, name):
     path = tmp_path / name
-    path.write_bytes(b'{"audio": "a.wav", "text": "stop", "duration": 1.0}\n')
+    if name == "checkpoints":
+        path.mkdir()
+    else:
+        path.write_bytes(b'{"audio": "a.wav", "text": "stop", "duration": 1.0}\n')
     if name.endswith(".safetensors"):
         torch.save({"weights": torch.zeros(2)}, path)  # a dict, but no checkpoint
     refused_export(path, tmp_path / "m")
