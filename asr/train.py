@@ -199,7 +199,8 @@ class TrainCLI(LightningCLI):
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         if self.subcommand == "fit":
             checkpoint = self.config["fit"].checkpoint
-            # After the best one: `trainer.checkpoint_callback` is the first in the list.
+            # Appended after the ModelCheckpoint (Lightning puts those last at init), so the
+            # state it saves at an epoch's end holds that epoch's best checkpoint.
             trainer.callbacks.append(
                 LatestCheckpoint(
                     Path(checkpoint.dirpath) / LAST_CHECKPOINT, checkpoint.every_n_train_steps

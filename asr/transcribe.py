@@ -362,9 +362,9 @@ def _join(parts: list[tuple[int, int, Transcription]]) -> Transcription:
 
 
 def snap_words(words: list[Word], sound: np.ndarray | None, seconds: float) -> list[Word]:
-    """Words whose spans end within the input and leave out silence at their edges
-    (`asr.segment.snap_to_sound`); output frames are 10-40 ms long (by the model's
-    subsampling), so the last word's may end past the input."""
+    """Words whose spans end within the input (output frames are 10-40 ms long, by the
+    model's subsampling, so the last one's may end past it) and leave out silence at their
+    edges (`asr.segment.snap_to_sound`)."""
     snapped = []
     for w in words:
         start, end = segment.snap_to_sound(min(w.start, seconds), min(w.end, seconds), sound)
