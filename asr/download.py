@@ -6,8 +6,10 @@ written: absolute paths, ``..`` components, links and device files are refused o
 instead of being silently "fixed", because an archive holding them is not the one we expected.
 """
 
+import gzip
 import hashlib
 import http.client
+import lzma
 import os
 import re
 import stat
@@ -16,6 +18,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -32,6 +35,10 @@ class DownloadError(Exception):
 
 class ChecksumError(DownloadError):
     """The downloaded bytes do not match the expected sha256."""
+
+
+class CorruptArchiveError(DownloadError):
+    """A tar or zip file that ends early or does not decompress."""
 
 
 class UnsafeArchiveError(Exception):
@@ -87,6 +94,8 @@ def download(
     partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
     try:
         _fetch(url, partial, timeout)
+    except urllib.error.HTTPError as err:  # the server answered: nothing to resume
+        raise DownloadError(f"downloading {url} failed ({err})") from err
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         raise DownloadError(f"downloading {url} failed ({err}); run again to resume") from err
     if expected is not None:
@@ -181,23 +190,57 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
 
     Raises:
         UnsafeArchiveError: the archive holds an unsafe member; nothing was extracted.
+        CorruptArchiveError: the archive is truncated or corrupt (a tar is read to its end
+            before anything is written, so nothing was extracted either).
         ValueError: the file is neither a tar nor a zip archive.
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    try:
+        _extract(archive, dest)
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        gzip.BadGzipFile,
+        lzma.LZMAError,
+    ) as err:
+        raise CorruptArchiveError(f"{archive}: truncated or corrupt archive ({err})") from None
+    return dest
+
+
+def fetch_archive(url: str, archive: str | Path, dest: str | Path, sha256: str | None) -> Path:
+    """`download` `url` to `archive`, then `safe_extract` it into `dest` (returned).
+
+    A download that turns out truncated or corrupt is deleted, so that the next run fetches
+    it anew instead of finding it complete (without a checksum nothing else would tell).
+    """
+    path = download(url, archive, sha256=sha256)
+    try:
+        return safe_extract(path, dest)
+    except CorruptArchiveError as err:
+        path.unlink(missing_ok=True)
+        raise CorruptArchiveError(f"{err}; deleted: run again to download it anew") from None
+
+
+def _extract(archive: Path, dest: Path) -> None:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             _check_zip_members(zf.infolist(), archive)
             zf.extractall(dest)
-        return dest
+        return
     if not tarfile.is_tarfile(archive):
         raise ValueError(f"{archive}: not a tar or zip archive")
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
+        # A damaged member header reads as the archive's end; the rest of the compressed
+        # stream, up to its checksum, tells (for an intact archive it is the end padding).
+        while tf.fileobj.read(CHUNK_BYTES):
+            pass
         _check_tar_members(members, archive)
         # The "data" filter (Python >= 3.11.4) re-checks paths and drops unsafe permission bits.
         if hasattr(tarfile, "data_filter"):
             tf.extractall(dest, members=members, filter="data")
         else:  # pragma: no cover - older Pythons; members were validated above
             tf.extractall(dest, members=members)
-    return dest

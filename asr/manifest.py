@@ -144,18 +144,23 @@ def audio_record(audio: str | Path, text: str, **extra: Any) -> Record:
     }
 
 
+class UnusableTranscript(ValueError):
+    """A transcript that exists but cannot be used; its message is the reason."""
+
+
 def collect_records(
-    items: Iterable[tuple[str | Path, str | None, dict[str, Any]]],
+    items: Iterable[tuple[str | Path, str | UnusableTranscript | None, dict[str, Any]]],
     source: str | Path,
     allow_empty_text: bool = False,
 ) -> list[Record]:
     """Turn (audio, transcript, extra keys) triples into records; skip unusable ones with a warning.
 
-    A triple is skipped when its transcript is None (missing) or normalises to nothing (unless
-    `allow_empty_text`), or when its audio cannot be read. One summary line is logged at the end.
+    A triple is skipped when its transcript is None (missing), an `UnusableTranscript` (its
+    reason) or normalises to nothing (unless `allow_empty_text`), or when its audio cannot be
+    read. One summary line is logged at the end.
 
     Args:
-        items: (audio path, transcript or None, extra record keys such as speaker) triples.
+        items: (audio path, transcript, extra record keys such as speaker) triples.
         source: what the items come from, for the summary line.
         allow_empty_text: keep records whose text is empty (e.g. noise lists).
     """
@@ -165,6 +170,8 @@ def collect_records(
         reason = None
         if text is None:
             reason = "no transcript"
+        elif isinstance(text, UnusableTranscript):
+            reason = str(text)
         elif not normalize_text(text) and not allow_empty_text:
             reason = "the transcript is empty after normalisation"
         else:
@@ -191,11 +198,17 @@ def manifest_from_folder(folder: str | Path) -> list[Record]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
 
-    def items() -> Iterable[tuple[Path, str | None, dict[str, Any]]]:
+    def items() -> Iterable[tuple[Path, str | UnusableTranscript | None, dict[str, Any]]]:
         for audio in find_audio_files([folder]):
             transcript = audio.with_suffix(".txt")
-            text = transcript.read_text(encoding="utf-8") if transcript.is_file() else None
-            yield audio, text, {}
+            if not transcript.is_file():
+                yield audio, None, {}
+                continue
+            try:
+                yield audio, transcript.read_text(encoding="utf-8"), {}
+            except UnicodeDecodeError as err:
+                bad = UnusableTranscript(f"{transcript} is not UTF-8 text ({err.reason})")
+                yield audio, bad, {}
 
     return collect_records(items(), folder)
 
@@ -206,7 +219,7 @@ def _read_table(table: Path) -> list[tuple[Path, str | None, dict[str, Any]]]:
     if delimiter is None:
         raise ValueError(f"{table}: unknown table type (expected {', '.join(TABLE_DELIMITERS)})")
     rows: list[tuple[Path, str | None, dict[str, Any]]] = []
-    with open(table, encoding="utf-8", newline="") as f:
+    with open(table, encoding="utf-8-sig", newline="") as f:  # -sig: Excel's byte-order mark
         lines = [row for row in csv.reader(f, delimiter=delimiter) if "".join(row).strip()]
     if lines and tuple(c.strip().lower() for c in lines[0][:2]) == TABLE_HEADER:
         lines = lines[1:]
@@ -246,6 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    if not args.source.exists():
+        print(f"asr manifest: error: {args.source}: no such file or folder", file=sys.stderr)
+        return 1
+    if args.output.is_dir():
+        print(
+            f"asr manifest: error: -o {args.output} is a folder; give a .jsonl file",
+            file=sys.stderr,
+        )
+        return 1
     try:
         if args.source.is_dir():
             records = manifest_from_folder(args.source)

@@ -87,6 +87,8 @@ def make_folder(root: Path) -> Path:
     (root / "c.txt").write_text("broken")
     write_tone(root / "e.wav", 0.5)
     (root / "e.txt").write_text("?!")  # nothing left after normalisation
+    write_tone(root / "f.wav", 0.5)
+    (root / "f.txt").write_bytes("café".encode("latin-1"))  # not UTF-8
     return root
 
 
@@ -104,7 +106,8 @@ def test_manifest_from_folder_pairs_transcripts_and_skips_with_warnings(tmp_path
     assert any("b.wav" in w and "no transcript" in w for w in warnings)
     assert any("c.wav" in w and "cannot read audio" in w for w in warnings)
     assert any("e.wav" in w and "empty" in w for w in warnings)
-    assert any("2 utterances" in w and "3 skipped" in w for w in warnings)
+    assert any(f"{folder / 'f.txt'} is not UTF-8 text" in w for w in warnings)
+    assert any("2 utterances" in w and "4 skipped" in w for w in warnings)
 
 
 @pytest.mark.parametrize(
@@ -112,14 +115,17 @@ def test_manifest_from_folder_pairs_transcripts_and_skips_with_warnings(tmp_path
     [
         ("list.csv", 'path,text\naudio/a.wav,"Turn on, the light"\naudio/b.wav,Go 5\n'),
         ("list.tsv", "audio/a.wav\tTurn on, the light\naudio/b.wav\tGo 5\n"),
+        ("excel.csv", '\ufeffpath,text\naudio/a.wav,"Turn on, the light"\naudio/b.wav,Go 5\n'),
     ],
 )
-def test_manifest_from_table(tmp_path, name, content):
+def test_manifest_from_table(tmp_path, name, content, caplog):
     write_tone(tmp_path / "audio" / "a.wav", 0.5)
     write_tone(tmp_path / "audio" / "b.wav", 1.0)
     table = tmp_path / name
     table.write_text(content)
-    records = manifest_from_table(table)
+    with caplog.at_level(logging.WARNING, logger="asr.manifest"):
+        records = manifest_from_table(table)
+    assert not caplog.records  # Excel's byte-order mark does not hide the header row
     assert [r["text"] for r in records] == ["turn on the light", "go five"]
     assert [r["duration"] for r in records] == pytest.approx([0.5, 1.0])
     assert records[0]["audio"] == str(tmp_path / "audio" / "a.wav")
@@ -144,6 +150,11 @@ def test_main_fails_on_empty_source_and_has_help(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "-o", str(tmp_path / "x.jsonl")]) == 1
     assert not (tmp_path / "x.jsonl").exists()
+    assert main([str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.jsonl")]) == 1
+    assert "nowhere: no such file or folder" in capsys.readouterr().err
+    make_folder(tmp_path / "corpus")
+    assert main([str(tmp_path / "corpus"), "-o", str(tmp_path / "empty")]) == 1
+    assert "is a folder; give a .jsonl file" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0

@@ -89,6 +89,26 @@ def test_up_to_date_and_force(tmp_path):
     assert libri.prepare(root, out, ["test-clean"], force=True)["test-clean"] is not None
 
 
+def test_an_edited_transcript_or_a_new_chapter_is_not_up_to_date(tmp_path):
+    import os
+
+    root = make_librispeech(tmp_path / "LibriSpeech")
+    out = tmp_path / "out"
+    libri.prepare(root, out, ["dev-clean"])
+    later = (out / "dev-clean.jsonl").stat().st_mtime + 10  # mtimes can be coarse
+    transcript = root / "dev-clean/84/121123/84-121123.trans.txt"
+    transcript.write_text(transcript.read_text().replace("GO DO YOU HEAR", "GO ON"))
+    os.utime(transcript, (later, later))
+    records = libri.prepare(root, out, ["dev-clean"])["dev-clean"]
+    assert "go on" in [r["text"] for r in records]
+    chapter = root / "dev-clean/174/999"
+    chapter.mkdir()
+    (chapter / "174-999.trans.txt").write_text("174-999-0000 STOP\n")
+    sf.write(chapter / "174-999-0000.flac", np.zeros(8000), 16000, format="FLAC")
+    os.utime(chapter, (later + 10, later + 10))
+    assert len(libri.prepare(root, out, ["dev-clean"])["dev-clean"]) == 4
+
+
 def test_errors(tmp_path):
     root = make_librispeech(tmp_path / "LibriSpeech")
     with pytest.raises(FileNotFoundError, match="no such subset"):

@@ -7,6 +7,8 @@ that shuts itself down) that understands Range requests and can cut a transfer s
 import hashlib
 import importlib.util
 import io
+import os
+import shutil
 import stat
 import tarfile
 import threading
@@ -279,3 +281,52 @@ def test_safe_extract_extracts_a_good_archive(tmp_path, archive):
     safe_extract(path, tmp_path / "x")
     assert (tmp_path / "x" / "yes" / "aaaa1111_nohash_0.wav").is_file()
     assert (tmp_path / "x" / "validation_list.txt").read_text().split() == DEV
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt middle"])
+def test_a_damaged_download_is_named_deleted_and_fetched_anew(tmp_path, archive, damage, capsys):
+    """Without a checksum a complete-looking archive is kept: one that ends early or does not
+    decompress would fail every later run the same way (a traceback before this fix)."""
+    middle = len(archive) // 2
+    if damage == "truncated":
+        bad = archive[:middle]
+    else:
+        bad = archive[:middle] + bytes(b ^ 0xFF for b in archive[middle : middle + 64])
+        bad += archive[middle + 64 :]
+    out = tmp_path / "sc"
+    with Server(bad) as server:
+        assert sc.main(["--url", server.url, "--sha256", "", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "truncated or corrupt archive" in err and "download it anew" in err
+    assert not list((out / "downloads").iterdir())  # deleted: the next run fetches it again
+    assert not (out / "raw" / sc.COMPLETE_MARKER).exists()
+    with Server(archive) as server:
+        assert sc.main(["--url", server.url, "--sha256", "", "--out", str(out)]) == 0
+    assert len(read_manifest(out / "train.jsonl")) == 5
+
+
+def test_manifests_follow_their_source_and_the_extraction_its_archive(tmp_path, archive):
+    """Manifests made from another extracted copy are not up to date, whatever the list
+    files' times (a tar extraction keeps the archive's); and an extraction folder made from
+    one archive is not silently reused for another URL or checksum."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        path = tmp_path / "a.tar.gz"
+        path.write_bytes(archive)
+        safe_extract(path, folder)
+    shutil.rmtree(second / "no")  # the second copy lacks a word
+    for name in (sc.DEV_LIST, sc.TEST_LIST):
+        os.utime(second / name, (1, 1))  # older than any manifest
+    (second / sc.TEST_LIST).write_text("\n".join(TEST[:2]) + "\n")
+    os.utime(second / sc.TEST_LIST, (1, 1))
+    out = tmp_path / "sc"
+    assert sc.main(["--source", str(first), "--out", str(out)]) == 0
+    assert sc.main(["--source", str(second), "--out", str(out)]) == 0
+    train = read_manifest(out / "train.jsonl")
+    assert {r["text"] for r in train} == {"yes"}
+    assert all(Path(r["audio"]).is_relative_to(second) for r in train)
+
+    with Server(archive) as server:
+        assert sc.main(["--url", server.url, "--sha256", sha(archive), "--out", str(out)]) == 0
+        code = sc.main(["--url", server.url, "--sha256", "0" * 64, "--out", str(out)])
+    assert code == 1

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from asr.download import DownloadError, UnsafeArchiveError, download, safe_extract
+from asr.download import DownloadError, UnsafeArchiveError, fetch_archive
 from asr.manifest import Record, collect_records, write_manifest
 from asr.text import number_to_words
 
@@ -131,8 +131,7 @@ def is_up_to_date(out: Path, recordings: Path, options: dict[str, str | int]) ->
 def fetch(url: str, out: Path, sha256: str | None) -> Path:
     """Download and safely extract the upstream archive under ``out/upstream``."""
     name = Path(urlparse(url).path).name or "fsdd-archive"
-    archive = download(url, out / "downloads" / name, sha256=sha256)
-    return safe_extract(archive, out / "upstream")
+    return fetch_archive(url, out / "downloads" / name, out / "upstream", sha256)
 
 
 def prepare(

@@ -49,6 +49,13 @@ def subset_items(subset: Path) -> Iterator[tuple[Path, str, dict[str, Any]]]:
             yield audio, text, {"speaker": speaker, "chapter": chapter}
 
 
+def newest_change(subset: Path) -> float:
+    """The latest modification time of the subset's folders and transcripts: an edited
+    trans.txt, or an added or removed flac (which changes its chapter folder), is newer."""
+    paths = [subset, *subset.glob("*/*"), *subset.glob("*/*/*.trans.txt")]
+    return max(p.stat().st_mtime for p in paths)
+
+
 def prepare(
     root: Path, out: Path, subsets: Sequence[str] | None = None, force: bool = False
 ) -> dict[str, list[Record] | None]:
@@ -73,7 +80,7 @@ def prepare(
         if not subset.is_dir():
             raise FileNotFoundError(f"{subset}: no such subset")
         manifest = out / f"{name}.jsonl"
-        if not force and manifest.exists() and manifest.stat().st_mtime >= subset.stat().st_mtime:
+        if not force and manifest.exists() and manifest.stat().st_mtime >= newest_change(subset):
             results[name] = None
             continue
         records = collect_records(subset_items(subset), f"librispeech {name}")

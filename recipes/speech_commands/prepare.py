@@ -14,6 +14,7 @@ Usage::
 """
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from asr.download import DownloadError, UnsafeArchiveError, download, safe_extract
+from asr.download import DownloadError, UnsafeArchiveError, fetch_archive
 from asr.manifest import Record, collect_records, write_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,7 @@ TEST_LIST = "testing_list.txt"
 NOISE_FOLDER = "_background_noise_"
 SPEAKER_SEPARATOR = "_nohash_"
 COMPLETE_MARKER = ".extracted"  # written into the extraction folder once extraction finished
+SOURCE_STAMP = ".source"  # beside the manifests: the extracted folder they were made from
 OUTPUTS = ("train", "dev", "test", "noise")
 
 logger = logging.getLogger("speech_commands")
@@ -41,16 +43,24 @@ logger = logging.getLogger("speech_commands")
 def fetch(url: str, out: Path, sha256: str | None) -> Path:
     """Download (resumably) and extract the archive; returns the extraction folder ``out/raw``.
 
-    Extraction is skipped when a previous run completed it.
+    Extraction is skipped when a previous run completed it from the same URL and checksum;
+    another archive is refused there (its files would mix with the first one's).
     """
     raw = out / "raw"
-    if (raw / COMPLETE_MARKER).exists():
+    marker = raw / COMPLETE_MARKER
+    origin = json.dumps({"url": url, "sha256": sha256})
+    if marker.exists():
+        made_from = marker.read_text()
+        if made_from and made_from != origin:  # empty: a marker of an earlier asr version
+            raise DownloadError(
+                f"{raw} holds an archive extracted from {made_from}, not {origin}; "
+                "give another --out, or delete that folder"
+            )
         return raw
     name = Path(urlparse(url).path).name or "speech_commands.tar.gz"
-    archive = download(url, out / "downloads" / name, sha256=sha256)
-    logger.info("extracting %s", archive)
-    safe_extract(archive, raw)
-    (raw / COMPLETE_MARKER).touch()
+    logger.info("downloading %s and extracting it", url)
+    fetch_archive(url, out / "downloads" / name, raw, sha256)
+    marker.write_text(origin)
     return raw
 
 
@@ -94,9 +104,12 @@ def build_manifests(root: Path) -> dict[str, list[Record]]:
 
 
 def is_up_to_date(out: Path, root: Path) -> bool:
-    """True when every manifest exists and is newer than the extracted data's list files."""
+    """True when every manifest exists, was made from `root`, and is newer than its list files."""
     outputs = [out / f"{name}.jsonl" for name in OUTPUTS]
-    if not all(p.is_file() for p in outputs):
+    stamp = out / SOURCE_STAMP
+    if not all(p.is_file() for p in [*outputs, stamp]):
+        return False
+    if stamp.read_text() != str(root.resolve()):
         return False
     inputs = [root / DEV_LIST, root / TEST_LIST, root / COMPLETE_MARKER]
     newest = max(p.stat().st_mtime for p in inputs if p.exists())
@@ -108,8 +121,10 @@ def prepare(root: Path, out: Path, force: bool = False) -> dict[str, list[Record
     if not force and is_up_to_date(out, root):
         return None
     manifests = build_manifests(root)
+    (out / SOURCE_STAMP).unlink(missing_ok=True)  # a run that dies half-way is not up to date
     for name, records in manifests.items():
         write_manifest(out / f"{name}.jsonl", records)
+    (out / SOURCE_STAMP).write_text(str(root.resolve()))
     return manifests
 
 
