@@ -131,6 +131,8 @@ class CTCModule(L.LightningModule):
         self.skipped_utterances = 0  # CTC-infeasible training utterances left out of the loss
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite gradient
         self._warned_augment = False  # told that the loader's augmentation is not ours
+        self._unscorable = 0  # validation/test utterances CTC cannot score, this epoch
+        self._warned_unscorable = False
 
     def _load_weights(self, path: str) -> None:
         pretrained, tokenizer, header = load_model_file(model_path(path))
@@ -216,18 +218,21 @@ class CTCModule(L.LightningModule):
                 # Infeasible items (inf loss) become 0 so the mask below can drop them.
                 zero_infinity=True,
             )
+        feasible = out_lengths >= ctc_frames_needed(batch["tokens"], batch["token_lengths"])
         if stage == "train":
-            feasible = out_lengths >= ctc_frames_needed(batch["tokens"], batch["token_lengths"])
             self.skipped_utterances += int((~feasible).sum())
             self.log("train_skipped_utterances", float(self.skipped_utterances), batch_size=1)
             # Multiplying by the mask (not indexing) keeps the graph when every item is skipped.
             loss = (losses * feasible).sum() / feasible.sum().clamp_min(1)
-        else:
-            loss = losses.mean()
-        batch_size = len(batch["texts"])
-        self.log(
-            f"{stage}_loss", loss, batch_size=batch_size, sync_dist=stage != "train", prog_bar=True
-        )
+        else:  # the mean over the utterances CTC can score (none: NaN, not a perfect 0)
+            self._unscorable += int((~feasible).sum())
+            loss = losses[feasible].mean()
+        # The epoch's val/test loss weighs each batch by the utterances it scored.
+        scored = len(batch["texts"]) if stage == "train" else int(feasible.sum())
+        if scored:
+            self.log(
+                f"{stage}_loss", loss, batch_size=scored, sync_dist=stage != "train", prog_bar=True
+            )
         if stage != "train":
             hyps = greedy_texts(log_probs, out_lengths, self.tokenizer)
             self._errors["wer"] += word_errors(batch["texts"], hyps)
@@ -281,11 +286,29 @@ class CTCModule(L.LightningModule):
             self.log(f"{stage}_{name}", rate, prog_bar=name == "wer")
         self._errors = {"wer": ErrorCounts(), "cer": ErrorCounts()}
 
+    def on_validation_epoch_start(self) -> None:
+        self._unscorable = 0
+
+    def on_test_epoch_start(self) -> None:
+        self._unscorable = 0
+
     def on_validation_epoch_end(self) -> None:
         self._log_error_rates("val")
+        self._warn_unscorable("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_error_rates("test")
+        self._warn_unscorable("test")
+
+    def _warn_unscorable(self, stage: str) -> None:
+        if self._unscorable and not self.trainer.sanity_checking and not self._warned_unscorable:
+            self._warned_unscorable = True
+            warnings.warn(
+                f"{self._unscorable} {stage} utterances are too short for their transcripts "
+                f"under CTC (`asr check-data` lists them): {stage}_loss leaves them out, "
+                "WER and CER count them",
+                stacklevel=2,
+            )
 
     def configure_optimizers(self):
         # Not fused: Lightning refuses gradient clipping with a fused optimizer under mixed

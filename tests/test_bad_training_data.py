@@ -53,6 +53,39 @@ def test_infeasible_utterance_is_left_out_of_the_loss_and_counted(monkeypatch):
     assert all(torch.isfinite(p.grad).all() for p in module.parameters())
 
 
+def test_validation_loss_leaves_out_what_ctc_cannot_score_and_says_so(monkeypatch):
+    """Such utterances counted as a loss of 0 (zero_infinity): an all-too-short dev set
+    showed val_loss 0.000, as if perfect."""
+    from types import SimpleNamespace
+
+    module = small_module()
+    logged = []
+    monkeypatch.setattr(module, "log", lambda name, value, **k: logged.append((name, k)))
+    g = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(2, 8_000, generator=g)
+    tokens = torch.tensor([[3, 4, 5, 6, 7, 8, 9, 10], [3, 4, 0, 0, 0, 0, 0, 0]])
+    batch = {
+        "audio": audio,
+        "audio_lengths": torch.tensor([320, 8_000]),  # item 0: 2 output frames for 8 labels
+        "tokens": tokens,
+        "token_lengths": torch.tensor([8, 2]),
+        "texts": ["abcdefgh", "ab"],
+    }
+    good = {k: v[1:] for k, v in batch.items()}
+    module.on_validation_epoch_start()
+    with torch.no_grad():
+        loss = module._shared_step(batch, "val")
+        torch.testing.assert_close(loss, module._shared_step(good, "val"), rtol=1e-2, atol=0)
+        assert [k["batch_size"] for _, k in logged] == [1, 1]  # the scored utterances
+        short = {k: v[:1] for k, v in batch.items()}
+        assert torch.isnan(module._shared_step(short, "val"))  # nothing to score: not 0
+    assert len(logged) == 2  # and not logged: the epoch's val_loss is the scored batches'
+    assert module._unscorable == 2
+    module._trainer = SimpleNamespace(sanity_checking=False)
+    with pytest.warns(UserWarning, match="2 val utterances are too short"):
+        module._warn_unscorable("val")
+
+
 class NaNOnSecondStep(CTCModule):
     """Its second training step's loss is NaN, as a corrupt batch would make it."""
 
