@@ -207,6 +207,10 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
         lzma.LZMAError,
     ) as err:
         raise CorruptArchiveError(f"{archive}: truncated or corrupt archive ({err})") from None
+    except OSError as err:
+        if err.errno is not None:  # the disk's, not the archive's (bz2 says "Invalid data")
+            raise
+        raise CorruptArchiveError(f"{archive}: truncated or corrupt archive ({err})") from None
     return dest
 
 
@@ -219,7 +223,7 @@ def fetch_archive(url: str, archive: str | Path, dest: str | Path, sha256: str |
     path = download(url, archive, sha256=sha256)
     try:
         return safe_extract(path, dest)
-    except CorruptArchiveError as err:
+    except (CorruptArchiveError, ValueError) as err:  # ValueError: no archive (cut too early?)
         path.unlink(missing_ok=True)
         raise CorruptArchiveError(f"{err}; deleted: run again to download it anew") from None
 
@@ -234,10 +238,12 @@ def _extract(archive: Path, dest: Path) -> None:
         raise ValueError(f"{archive}: not a tar or zip archive")
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
-        # A damaged member header reads as the archive's end; the rest of the compressed
-        # stream, up to its checksum, tells (for an intact archive it is the end padding).
-        while tf.fileobj.read(CHUNK_BYTES):
-            pass
+        # A damaged member header reads as the archive's end. What follows an intact
+        # archive's end is zero padding; reading it to the end also checks a compressed
+        # stream's checksum.
+        while chunk := tf.fileobj.read(CHUNK_BYTES):
+            if chunk.strip(b"\0"):
+                raise tarfile.ReadError("data after the end of the archive: a damaged header")
         _check_tar_members(members, archive)
         # The "data" filter (Python >= 3.11.4) re-checks paths and drops unsafe permission bits.
         if hasattr(tarfile, "data_filter"):

@@ -131,7 +131,7 @@ class CTCModule(L.LightningModule):
         self.skipped_utterances = 0  # CTC-infeasible training utterances left out of the loss
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite gradient
         self._warned_augment = False  # told that the loader's augmentation is not ours
-        self._unscorable = 0  # validation/test utterances CTC cannot score, this epoch
+        self._start_scoring()  # validation/test loss sum and count, this epoch
         self._warned_unscorable = False
 
     def _load_weights(self, path: str) -> None:
@@ -224,15 +224,11 @@ class CTCModule(L.LightningModule):
             self.log("train_skipped_utterances", float(self.skipped_utterances), batch_size=1)
             # Multiplying by the mask (not indexing) keeps the graph when every item is skipped.
             loss = (losses * feasible).sum() / feasible.sum().clamp_min(1)
-        else:  # the mean over the utterances CTC can score (none: NaN, not a perfect 0)
+            self.log("train_loss", loss, batch_size=len(batch["texts"]), prog_bar=True)
+        else:  # summed over the utterances CTC can score; logged at the epoch's end
+            loss = losses[feasible].mean()  # NaN when none can be
+            self._scored += torch.stack([losses[feasible].sum(), feasible.sum()]).double()
             self._unscorable += int((~feasible).sum())
-            loss = losses[feasible].mean()
-        # The epoch's val/test loss weighs each batch by the utterances it scored.
-        scored = len(batch["texts"]) if stage == "train" else int(feasible.sum())
-        if scored:
-            self.log(
-                f"{stage}_loss", loss, batch_size=scored, sync_dist=stage != "train", prog_bar=True
-            )
         if stage != "train":
             hyps = greedy_texts(log_probs, out_lengths, self.tokenizer)
             self._errors["wer"] += word_errors(batch["texts"], hyps)
@@ -287,24 +283,33 @@ class CTCModule(L.LightningModule):
         self._errors = {"wer": ErrorCounts(), "cer": ErrorCounts()}
 
     def on_validation_epoch_start(self) -> None:
-        self._unscorable = 0
+        self._start_scoring()
 
     def on_test_epoch_start(self) -> None:
-        self._unscorable = 0
+        self._start_scoring()
 
     def on_validation_epoch_end(self) -> None:
         self._log_error_rates("val")
-        self._warn_unscorable("val")
+        self._log_loss("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_error_rates("test")
-        self._warn_unscorable("test")
+        self._log_loss("test")
 
-    def _warn_unscorable(self, stage: str) -> None:
-        if self._unscorable and not self.trainer.sanity_checking and not self._warned_unscorable:
+    def _start_scoring(self) -> None:
+        self._scored = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, count
+        self._unscorable = 0
+
+    def _log_loss(self, stage: str) -> None:
+        """The epoch's mean CTC loss over the utterances it can score, summed over ranks
+        (every rank takes part, whatever it scored; NaN when no rank scored any)."""
+        totals = torch.cat([self._scored, self._scored.new_tensor([self._unscorable])])
+        loss_sum, scored, unscorable = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        self.log(f"{stage}_loss", (loss_sum / scored).item(), prog_bar=True)
+        if unscorable and not self.trainer.sanity_checking and not self._warned_unscorable:
             self._warned_unscorable = True
             warnings.warn(
-                f"{self._unscorable} {stage} utterances are too short for their transcripts "
+                f"{int(unscorable)} {stage} utterances are too short for their transcripts "
                 f"under CTC (`asr check-data` lists them): {stage}_loss leaves them out, "
                 "WER and CER count them",
                 stacklevel=2,

@@ -55,12 +55,15 @@ def test_infeasible_utterance_is_left_out_of_the_loss_and_counted(monkeypatch):
 
 def test_validation_loss_leaves_out_what_ctc_cannot_score_and_says_so(monkeypatch):
     """Such utterances counted as a loss of 0 (zero_infinity): an all-too-short dev set
-    showed val_loss 0.000, as if perfect."""
+    showed val_loss 0.000, as if perfect. The loss is summed over the scored utterances and
+    logged once at the epoch's end, after a reduction every rank takes part in."""
     from types import SimpleNamespace
 
     module = small_module()
-    logged = []
-    monkeypatch.setattr(module, "log", lambda name, value, **k: logged.append((name, k)))
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda name, value, **k: logged.__setitem__(name, value))
+    strategy = SimpleNamespace(reduce=lambda tensor, reduce_op: tensor)  # one rank
+    module._trainer = SimpleNamespace(sanity_checking=False, strategy=strategy)
     g = torch.Generator().manual_seed(0)
     audio = 0.1 * torch.randn(2, 8_000, generator=g)
     tokens = torch.tensor([[3, 4, 5, 6, 7, 8, 9, 10], [3, 4, 0, 0, 0, 0, 0, 0]])
@@ -71,19 +74,24 @@ def test_validation_loss_leaves_out_what_ctc_cannot_score_and_says_so(monkeypatc
         "token_lengths": torch.tensor([8, 2]),
         "texts": ["abcdefgh", "ab"],
     }
+    short = {k: v[:1] for k, v in batch.items()}
     good = {k: v[1:] for k, v in batch.items()}
+    with torch.no_grad():
+        module.on_validation_epoch_start()
+        alone = float(module._shared_step(good, "val"))
+        module._log_loss("val")
+        assert logged["val_loss"] == pytest.approx(alone)
+        module.on_validation_epoch_start()
+        assert torch.isnan(module._shared_step(short, "val"))  # nothing to score: not 0
+        module._shared_step(batch, "val")
+        with pytest.warns(UserWarning, match="2 val utterances are too short"):
+            module._log_loss("val")
+    assert logged["val_loss"] == pytest.approx(alone, rel=1e-2)  # the good one's alone
     module.on_validation_epoch_start()
     with torch.no_grad():
-        loss = module._shared_step(batch, "val")
-        torch.testing.assert_close(loss, module._shared_step(good, "val"), rtol=1e-2, atol=0)
-        assert [k["batch_size"] for _, k in logged] == [1, 1]  # the scored utterances
-        short = {k: v[:1] for k, v in batch.items()}
-        assert torch.isnan(module._shared_step(short, "val"))  # nothing to score: not 0
-    assert len(logged) == 2  # and not logged: the epoch's val_loss is the scored batches'
-    assert module._unscorable == 2
-    module._trainer = SimpleNamespace(sanity_checking=False)
-    with pytest.warns(UserWarning, match="2 val utterances are too short"):
-        module._warn_unscorable("val")
+        module._shared_step(short, "val")
+    module._log_loss("val")  # warned once per run; a loss of none is NaN, not 0
+    assert logged["val_loss"] != logged["val_loss"]
 
 
 class NaNOnSecondStep(CTCModule):

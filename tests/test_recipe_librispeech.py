@@ -2,6 +2,7 @@
 
 import importlib.util
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,10 @@ def test_an_edited_transcript_or_a_new_chapter_is_not_up_to_date(tmp_path):
     sf.write(chapter / "174-999-0000.flac", np.zeros(8000), 16000, format="FLAC")
     os.utime(chapter, (later + 10, later + 10))
     assert len(libri.prepare(root, out, ["dev-clean"])["dev-clean"]) == 4
+    shutil.rmtree(root / "dev-clean/84/121123")  # a removed chapter: its speaker folder changes
+    speaker = root / "dev-clean/84"
+    os.utime(speaker, (later + 20, later + 20))
+    assert len(libri.prepare(root, out, ["dev-clean"])["dev-clean"]) == 2
 
 
 def test_errors(tmp_path):

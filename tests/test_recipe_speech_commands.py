@@ -22,9 +22,11 @@ import soundfile as sf
 
 from asr.download import (
     ChecksumError,
+    CorruptArchiveError,
     DownloadError,
     UnsafeArchiveError,
     download,
+    fetch_archive,
     safe_extract,
 )
 from asr.manifest import read_manifest
@@ -330,3 +332,53 @@ def test_manifests_follow_their_source_and_the_extraction_its_archive(tmp_path, 
         assert sc.main(["--url", server.url, "--sha256", sha(archive), "--out", str(out)]) == 0
         code = sc.main(["--url", server.url, "--sha256", "0" * 64, "--out", str(out)])
     assert code == 1
+
+
+def test_damaged_archives_of_every_kind_are_named_as_such(tmp_path, archive):
+    """A plain tar has no checksum: a damaged member header read as the archive's end and
+    the rest was dropped silently; bz2 reports damage as a bare OSError; a zip cut before
+    its directory is no zip at all. `fetch_archive` deletes each so the next run refetches."""
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as tar:
+        for n in range(4):
+            add_file(tar, f"./yes/aaaa1111_nohash_{n}.wav", wav_bytes(0.1))
+    data = bytearray(plain.getvalue())
+    second = data.index(b"./yes/aaaa1111_nohash_1.wav")
+    data[second : second + 40] = b"\xff" * 40  # the second header's name and checksum
+    big = io.BytesIO()  # bz2 compresses in 900 kB blocks: damage past the first one
+    with tarfile.open(fileobj=big, mode="w:bz2") as tar:
+        add_file(tar, "./noise.bin", np.random.default_rng(0).bytes(2_000_000))
+        add_file(tar, "./yes/aaaa1111_nohash_0.wav", wav_bytes(0.1))
+    bz2_data = bytearray(big.getvalue())
+    at = len(bz2_data) * 4 // 5
+    bz2_data[at : at + 32] = b"\x00" * 32
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("yes/a.wav", wav_bytes(1.0))
+    cases = {
+        "plain.tar": bytes(data),
+        "corrupt.tar.bz2": bytes(bz2_data),
+        "cut.zip": zipped.getvalue()[: len(zipped.getvalue()) // 2],
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        if name != "cut.zip":
+            with pytest.raises(CorruptArchiveError, match="truncated or corrupt archive"):
+                safe_extract(path, tmp_path / f"x-{name}")
+        with (
+            Server(content) as server,
+            pytest.raises(CorruptArchiveError, match="download it anew"),
+        ):
+            fetch_archive(server.url, tmp_path / "dl" / name, tmp_path / f"y-{name}", None)
+        assert not (tmp_path / "dl" / name).exists()
+
+
+def test_an_extraction_accepts_its_own_checksum_in_any_case_or_none(tmp_path, archive):
+    out = tmp_path / "sc"
+    with Server(archive) as server:
+        assert sc.main(["--url", server.url, "--sha256", sha(archive), "--out", str(out)]) == 0
+        upper = sha(archive).upper()
+        assert sc.main(["--url", server.url, "--sha256", upper, "--out", str(out)]) == 0
+        assert sc.main(["--url", server.url, "--sha256", "", "--out", str(out)]) == 0
+        assert sc.main(["--url", server.url + "?other", "--out", str(out)]) == 1

@@ -51,8 +51,9 @@ def subset_items(subset: Path) -> Iterator[tuple[Path, str, dict[str, Any]]]:
 
 def newest_change(subset: Path) -> float:
     """The latest modification time of the subset's folders and transcripts: an edited
-    trans.txt, or an added or removed flac (which changes its chapter folder), is newer."""
-    paths = [subset, *subset.glob("*/*"), *subset.glob("*/*/*.trans.txt")]
+    trans.txt, an added or removed flac (which changes its chapter folder) or chapter
+    (its speaker folder) is newer."""
+    paths = [subset, *subset.glob("*"), *subset.glob("*/*"), *subset.glob("*/*/*.trans.txt")]
     return max(p.stat().st_mtime for p in paths)
 
 

@@ -48,10 +48,11 @@ def fetch(url: str, out: Path, sha256: str | None) -> Path:
     """
     raw = out / "raw"
     marker = raw / COMPLETE_MARKER
-    origin = json.dumps({"url": url, "sha256": sha256})
+    origin = {"url": url, "sha256": sha256.lower() if sha256 else None}
     if marker.exists():
-        made_from = marker.read_text()
-        if made_from and made_from != origin:  # empty: a marker of an earlier asr version
+        made_from = json.loads(marker.read_text() or "{}")  # empty: an earlier asr version's
+        sums = made_from.get("sha256"), origin["sha256"]
+        if made_from.get("url", url) != url or (all(sums) and sums[0] != sums[1]):
             raise DownloadError(
                 f"{raw} holds an archive extracted from {made_from}, not {origin}; "
                 "give another --out, or delete that folder"
@@ -60,7 +61,7 @@ def fetch(url: str, out: Path, sha256: str | None) -> Path:
     name = Path(urlparse(url).path).name or "speech_commands.tar.gz"
     logger.info("downloading %s and extracting it", url)
     fetch_archive(url, out / "downloads" / name, raw, sha256)
-    marker.write_text(origin)
+    marker.write_text(json.dumps(origin))
     return raw
 
 
