@@ -66,13 +66,6 @@ class UtteranceAlignment:
         return " ".join(w.word for w in self.words)
 
 
-def _ids_mask(size: int, ids: Sequence[int]) -> torch.Tensor:
-    """(1, size) bool, True at `ids`."""
-    mask = torch.zeros(1, size, dtype=torch.bool)
-    mask[0, list(ids)] = True
-    return mask
-
-
 def _n_repeats(ids: Sequence[int]) -> int:
     """Number of adjacent equal tokens (each needs a blank between them in CTC)."""
     return sum(1 for a, b in itertools.pairwise(ids) if a == b)
@@ -161,10 +154,10 @@ def align_words(
     if sounding is not None and bool(sounding.any()):
         # The times from a second alignment with letters kept to sounding frames; the
         # confidences stay those of the model's own best alignment.
-        vocabulary = tokenizer.vocabulary
-        letters = [i for i, t in enumerate(vocabulary) if t != SPACE and i != tokenizer.blank_id]
+        letters = torch.ones(len(tokenizer), dtype=torch.bool)  # (V,): all but blank and space
+        letters[[tokenizer.blank_id, tokenizer.vocabulary.index(SPACE)]] = False
         emissions = log_probs.clone()
-        emissions[~sounding.cpu()[:, None] & _ids_mask(len(tokenizer), letters)] -= SILENT_PENALTY
+        emissions[~sounding.cpu()[:, None] & letters] -= SILENT_PENALTY
         aligned, _ = AF.forced_align(emissions[None], ids_tensor, blank=tokenizer.blank_id)
         spans, _ = _word_spans(aligned[0], posteriors, tokenizer)
     out = [

@@ -6,7 +6,6 @@ written: absolute paths, ``..`` components, links and device files are refused o
 instead of being silently "fixed", because an archive holding them is not the one we expected.
 """
 
-import gzip
 import hashlib
 import http.client
 import lzma
@@ -203,12 +202,11 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
         zipfile.BadZipFile,
         EOFError,
         zlib.error,
-        gzip.BadGzipFile,
         lzma.LZMAError,
+        OSError,
     ) as err:
-        raise CorruptArchiveError(f"{archive}: truncated or corrupt archive ({err})") from None
-    except OSError as err:
-        if err.errno is not None:  # the disk's, not the archive's (bz2 says "Invalid data")
+        # An OSError with an errno is the disk's, not the archive's; gzip's and bz2's have none.
+        if isinstance(err, OSError) and err.errno is not None:
             raise
         raise CorruptArchiveError(f"{archive}: truncated or corrupt archive ({err})") from None
     return dest

@@ -91,7 +91,10 @@ def snap_to_sound(start: float, end: float, sound: np.ndarray | None) -> tuple[f
 
 
 def pauses(
-    audio: np.ndarray, min_pause: float, sample_rate: int = SAMPLE_RATE
+    audio: np.ndarray,
+    min_pause: float,
+    sample_rate: int = SAMPLE_RATE,
+    sound: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
     """The silences of at least `min_pause` seconds between sounds of the audio.
 
@@ -102,6 +105,7 @@ def pauses(
     Args:
         audio: (num_samples,) mono audio.
         min_pause: shortest silence that counts, seconds (>= 0).
+        sound: the audio's `sound_frames` when the caller has them (None: found here).
 
     Returns:
         (start, end) samples of each pause, in order; silence at the very start or end of the
@@ -112,7 +116,7 @@ def pauses(
     """
     check_min_pause(min_pause)
     frame = max(1, round(FRAME_SECONDS * sample_rate))
-    loud = sound_frames(audio, sample_rate)  # (n,)
+    loud = sound if sound is not None else sound_frames(audio, sample_rate)  # (n,)
     if loud is None:
         return []
     n = len(loud)
@@ -144,7 +148,10 @@ def pauses(
 
 
 def pieces(
-    audio: np.ndarray, min_pause: float | None = MIN_PAUSE_SECONDS, sample_rate: int = SAMPLE_RATE
+    audio: np.ndarray,
+    min_pause: float | None = MIN_PAUSE_SECONDS,
+    sample_rate: int = SAMPLE_RATE,
+    sound: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
     """Where to cut the audio into the pieces the model decodes separately.
 
@@ -156,6 +163,7 @@ def pieces(
     Args:
         audio: (num_samples,) mono audio.
         min_pause: shortest pause that cuts, seconds; None or 0: cut only for length.
+        sound: the audio's `sound_frames` when the caller has them (None: found here).
 
     Returns:
         (start, end) samples of the pieces, in order, none empty and none overlapping;
@@ -169,7 +177,8 @@ def pieces(
         return []
     keep = round(KEEP_SECONDS * sample_rate)
     bounds, start = [], 0
-    for pause_start, pause_end in pauses(audio, min_pause, sample_rate) if min_pause else []:
+    found = pauses(audio, min_pause, sample_rate, sound) if min_pause else []
+    for pause_start, pause_end in found:
         kept = min(keep, (pause_end - pause_start) // 2)  # the two sides never overlap
         bounds.append((start, pause_start + kept))
         start = pause_end - kept

@@ -246,8 +246,9 @@ class Recognizer:
             except AudioError as err:
                 results[i].error = str(err)
                 continue
-            sounds[i] = segment.sound_frames(audio), len(audio) / SAMPLE_RATE
-            for start, end in segment.pieces(audio, min_pause):
+            sound = segment.sound_frames(audio)  # for the cuts and for the word times
+            sounds[i] = sound, len(audio) / SAMPLE_RATE
+            for start, end in segment.pieces(audio, min_pause, sound=sound):
                 pieces.append((i, start, audio[start:end]))
         if bar is not None:
             bar.update(sum(r.error is not None for r in results))  # unreadable files are done
