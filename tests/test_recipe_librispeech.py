@@ -73,6 +73,15 @@ def test_one_manifest_per_subset(tmp_path):
     assert (out / "test-clean.jsonl").read_text().count('"audio": "../LibriSpeech/test-clean/') == 1
 
 
+def test_a_tab_or_extra_spaces_separate_the_id_from_the_text(tmp_path):
+    root = make_librispeech(tmp_path / "LibriSpeech")
+    transcript = root / "test-clean/1089/134686/1089-134686.trans.txt"
+    transcript.write_text("1089-134686-0000\tHE  HOPED THERE\tWOULD BE STEW FOR DINNER \n")
+    (record,) = libri.prepare(root, tmp_path / "out", ["test-clean"])["test-clean"]
+    assert record["text"] == "he hoped there would be stew for dinner"
+    assert Path(record["audio"]).name == "1089-134686-0000.flac"
+
+
 def test_missing_audio_is_skipped_with_a_warning(tmp_path, caplog):
     root = make_librispeech(tmp_path / "LibriSpeech")
     (root / "dev-clean/84/121123/84-121123-0001.flac").unlink()

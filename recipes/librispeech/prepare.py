@@ -40,7 +40,9 @@ def subset_items(subset: Path) -> Iterator[tuple[Path, str, dict[str, Any]]]:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            utterance, _, text = line.strip().partition(" ")
+            # Any whitespace separates the id from the text: an edited file may use a tab.
+            utterance, *words = line.split()
+            text = " ".join(words)
             parts = utterance.split("-")
             if len(parts) != 3:
                 raise ValueError(f"{transcript}:{number}: bad utterance id {utterance!r}")
