@@ -189,7 +189,7 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
 
     Raises:
         UnsafeArchiveError: the archive holds an unsafe member; nothing was extracted.
-        CorruptArchiveError: the archive is truncated or corrupt (a tar is read to its end
+        CorruptArchiveError: the archive is truncated or corrupt (it is read to its end
             before anything is written, so nothing was extracted either).
         ValueError: the file is neither a tar nor a zip archive.
     """
@@ -230,6 +230,11 @@ def _extract(archive: Path, dest: Path) -> None:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             _check_zip_members(zf.infolist(), archive)
+            # Read every member first: extractall meets a bad CRC only after writing those
+            # before it.
+            damaged = zf.testzip()
+            if damaged is not None:
+                raise zipfile.BadZipFile(f"member {damaged!r} fails its CRC check")
             zf.extractall(dest)
         return
     if not tarfile.is_tarfile(archive):

@@ -374,6 +374,19 @@ def test_damaged_archives_of_every_kind_are_named_as_such(tmp_path, archive):
         assert not (tmp_path / "dl" / name).exists()
 
 
+def test_a_zip_member_failing_its_crc_writes_nothing(tmp_path):
+    archive = tmp_path / "crc.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("yes/first.txt", "intact member")
+        zf.writestr("yes/second.txt", "this member will be damaged")
+    data = archive.read_bytes()
+    at = data.index(b"this member")
+    archive.write_bytes(data[:at] + b"THAT" + data[at + 4 :])  # same length, wrong CRC
+    with pytest.raises(CorruptArchiveError, match=r"second\.txt"):
+        safe_extract(archive, tmp_path / "x")
+    assert list((tmp_path / "x").iterdir()) == []
+
+
 def test_an_extraction_accepts_its_own_checksum_in_any_case_or_none(tmp_path, archive):
     out = tmp_path / "sc"
     with Server(archive) as server:
