@@ -481,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFileError, FileNotFoundError, ManifestError, UsageError) as err:
         print(f"asr {command}: error: {err}", file=sys.stderr)
         return 2
+    except argparse.ArgumentError as err:  # LightningCLI's: an unknown key, a bad value
+        print(f"asr {command}: error: {err}\n(options: asr {command} --help)", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `asr transcribe dir | head`: the reader has all it wanted
         # Python would complain again while flushing stdout at exit; point it at nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -252,10 +252,13 @@ def _as_float(value: torch.Tensor | float | None) -> float | None:
 
 def main(args: list[str] | None = None) -> None:
     """Run LightningCLI on `args`, or on sys.argv (subcommand first: fit, validate or test)."""
+    # Parse errors raise (`asr` prints them in one line) rather than printing the full usage.
+    quiet = {"exit_on_error": False}
     TrainCLI(
         CTCModule,
         SpeechDataModule,
         args=args,
+        parser_kwargs={**quiet, **{command: quiet for command in TrainCLI.subcommands()}},
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
     )

@@ -92,6 +92,24 @@ def test_fit_with_a_missing_manifest_is_one_line(tmp_path, capsys, monkeypatch):
     assert "asr fit: error:" in err and str(missing) in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("where", ["command line", "config file"])
+def test_a_mistyped_training_option_is_named_without_the_usage(tmp_path, capsys, where):
+    """jsonargparse printed the whole usage (90 lines) before the error."""
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "recipes/tiny/config.yaml"
+    if where == "command line":
+        argv = ["fit", "--config", str(config), "--model.hiden_size", "8"]
+    else:
+        typo = tmp_path / "typo.yaml"
+        typo.write_text(config.read_text().replace("hidden_size:", "hiden_size:"))
+        argv = ["fit", "--config", str(typo)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("asr fit: error:") and "hiden_size" in err[0]
+    assert err[1:] == ["(options: asr fit --help)"]
+
+
 def test_set_decoding_names_a_missing_lm(tmp_path, capsys):
     words = tmp_path / "words.txt"
     words.write_text("yes\nno\n")
