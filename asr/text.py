@@ -109,5 +109,6 @@ class Tokenizer:
         return [self._ids[c] for c in text]
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Map token ids (blanks and repeats already removed) back to text."""
-        return "".join(self.vocabulary[i] for i in ids if i != self.blank_id).strip()
+        """Map token ids (blanks and repeats already removed) back to text, one space between
+        words: a blank between two spaces leaves both in the path."""
+        return " ".join("".join(self.vocabulary[i] for i in ids if i != self.blank_id).split())

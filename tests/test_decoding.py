@@ -19,6 +19,12 @@ def test_greedy_merges_repeats_and_drops_blanks():
     assert greedy_texts(lp[None], torch.tensor([lp.shape[0]]), TOK) == ["hello"]
 
 
+def test_greedy_text_has_one_space_between_words():
+    """A blank between two spaces keeps both; the text scored one insertion too many."""
+    lp = frames(list("--a- - -b--  c- "))
+    assert greedy_texts(lp[None], torch.tensor([lp.shape[0]]), TOK) == ["a b c"]
+
+
 def test_greedy_respects_lengths_in_a_batch():
     a, b = frames(list("gg--oo")), frames(list("n-o-------"))
     batch = torch.full((2, 10, len(TOK)), -1e4)
