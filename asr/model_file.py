@@ -175,7 +175,12 @@ def read_header(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"{path}: not a readable model file ({err})") from None
     if METADATA_KEY not in metadata:
         raise ModelFileError(f"{path}: safetensors file without asr settings")
-    header = json.loads(metadata[METADATA_KEY])
+    try:
+        header = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as err:
+        raise ModelFileError(f"{path}: corrupt asr settings ({err})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: corrupt asr settings (not a JSON object)")
     if header.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: unsupported format version {header.get('format_version')}")
     return header
@@ -188,14 +193,19 @@ def load_model_file(path: str | Path) -> tuple[AcousticModel, Tokenizer, dict[st
         ModelFileError: missing, truncated, corrupt or foreign file.
     """
     header = read_header(path)
-    model = AcousticModel(ModelConfig(**header["model"]))
+    try:
+        config = ModelConfig(**header["model"])
+        tokenizer = Tokenizer(header["tokenizer"]["vocabulary"])
+    except (KeyError, TypeError, ValueError) as err:  # written by another version of asr?
+        raise ModelFileError(f"{path}: settings this asr cannot read ({err!r})") from None
+    model = AcousticModel(config)
     try:
         weights = load_file(str(path))
         model.load_state_dict(weights)  # copies into float32 parameters, whatever was stored
     except (SafetensorError, RuntimeError) as err:
         raise ModelFileError(f"{path}: weights do not match the settings ({err})") from None
     model.eval()
-    return model, Tokenizer(header["tokenizer"]["vocabulary"]), header
+    return model, tokenizer, header
 
 
 def load_weights_only_checkpoint(path: str | Path) -> dict[str, Any]:

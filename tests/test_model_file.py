@@ -58,6 +58,27 @@ def test_pickle_payload_is_refused_without_running(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "{not json",
+        "[1, 2]",
+        '{"format_version": FORMAT, "model": {"hidden_size": 16, "attention_heads": 4}}',
+        '{"format_version": FORMAT, "model": {}}',
+    ],
+)
+def test_unreadable_settings_name_the_file(tmp_path, settings):
+    """Corrupt JSON or a setting this version does not know was a JSONDecodeError,
+    KeyError or TypeError traceback."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    settings = settings.replace("FORMAT", json.dumps(model_file.FORMAT_VERSION))
+    save_file(small_model().state_dict(), path, metadata={model_file.METADATA_KEY: settings})
+    with pytest.raises(ModelFileError, match=str(path)):
+        load_model_file(path)
+
+
 def test_header_readable_without_weights(tmp_path):
     path = tmp_path / "m.safetensors"
     save_model_file(path, small_model(), Tokenizer(), "none")
