@@ -18,6 +18,12 @@ from asr.model import AcousticModel, ModelConfig
 from asr.model_file import feature_settings, load_model_file, model_path, save_model_file
 from asr.text import Tokenizer
 
+# The cosine learning-rate decay is sized by the run's number of steps.
+UNSIZED_SCHEDULE = (
+    "trainer.max_epochs -1 (no epoch limit) needs trainer.max_steps: the learning rate "
+    "decays over the run's steps"
+)
+
 
 class CTCModule(L.LightningModule):
     """Log-mel features -> `AcousticModel` -> CTC loss; greedy WER/CER on validation.
@@ -321,6 +327,8 @@ class CTCModule(L.LightningModule):
         optimizer = torch.optim.AdamW(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
+        if math.isinf(self.trainer.estimated_stepping_batches):  # max_epochs=-1, no max_steps
+            raise ValueError(UNSIZED_SCHEDULE)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(self.hparams.warmup_steps, total // 2)
         floor = self.hparams.final_lr_ratio

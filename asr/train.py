@@ -1,5 +1,6 @@
 """`asr fit`: training through LightningCLI, then export of the best model file."""
 
+import argparse
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from asr.augment import WaveformAugment
 from asr.checkpointing import LAST_CHECKPOINT, AtomicCheckpointIO, resume_checkpoint
 from asr.datamodule import SpeechDataModule
 from asr.files import remove_leftovers
-from asr.lightning_module import CTCModule
+from asr.lightning_module import UNSIZED_SCHEDULE, CTCModule
 from asr.model_file import load_weights_only_checkpoint
 
 DDP_TIMEOUT_S = int(os.environ.get("ASR_DDP_TIMEOUT_S", 600))  # collective wait, seconds
@@ -178,6 +179,9 @@ class TrainCLI(LightningCLI):
             # A fixed folder (not one per logger version) so a re-run finds last.ckpt.
             root = config.trainer.default_root_dir or "."
             config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+        unlimited = config.trainer.max_epochs == -1 and config.trainer.max_steps in (None, -1)
+        if self.subcommand == "fit" and unlimited:
+            raise argparse.ArgumentError(None, UNSIZED_SCHEDULE)
         if config.checkpoint.save_last:
             warnings.warn(
                 "checkpoint.save_last is not used: LatestCheckpoint writes last.ckpt after "

@@ -79,6 +79,21 @@ def test_warmup_then_cosine_schedule():
     assert abs(lrs[-1] - 1e-4) < 1e-5  # to final_lr_ratio * lr
 
 
+def test_a_run_without_a_length_is_refused_with_a_reason(tmp_path, capsys):
+    """max_epochs=-1 with no max_steps made an infinite step count: OverflowError."""
+    module = small_module()
+    module.trainer = SimpleNamespace(estimated_stepping_batches=float("inf"))  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"needs trainer\.max_steps"):
+        CTCModule.configure_optimizers(module)
+    from asr.cli import main
+
+    config = Path(__file__).resolve().parents[1] / "recipes/tiny/config.yaml"
+    argv = ["fit", "--config", str(config), "--trainer.max_epochs", "-1"]
+    argv += ["--trainer.max_time", "00:00:00:05", "--trainer.default_root_dir", str(tmp_path)]
+    assert main(argv) == 2
+    assert "needs trainer.max_steps" in capsys.readouterr().err
+
+
 def test_init_from_model_file_starts_from_its_weights(tmp_path):
     source = small_module(dropout=0.0)
     path = tmp_path / "m.safetensors"
