@@ -119,8 +119,10 @@ class DurationBatchSampler(Sampler[list]):
         shuffle: jitter and shuffle (training); otherwise batches are sorted by duration.
         seed: base seed; the epoch is added to it (see `set_epoch`).
         num_replicas, rank: the distributed world; default: a single process.
-        drop_last: drop the batches that do not divide evenly across ranks; otherwise the
-            last ranks repeat a few batches (fine for validation).
+        drop_last: drop the batches that do not divide evenly across ranks (training: every
+            rank must take the same number of steps); otherwise every item is in exactly one
+            rank's batches, some ranks having one batch more (evaluation: its scores are
+            summed over ranks at the epoch's end, so a repeated item would count twice).
         speed_factors: speed perturbation factors to draw from (training); none: indices only.
         silence: (most, probability): that share of the utterances gets 0 to `most` samples
             of silence at each end, drawn uniformly (training); None: none.
@@ -223,11 +225,9 @@ class DurationBatchSampler(Sampler[list]):
             batches = list(itertools.islice(itertools.cycle(batches), self._batches_per_epoch))
         if self.drop_last:
             per_rank = len(batches) // self.num_replicas
+            mine = batches[self.rank : per_rank * self.num_replicas : self.num_replicas]
         else:
-            per_rank = math.ceil(len(batches) / self.num_replicas)
-            missing = per_rank * self.num_replicas - len(batches)
-            batches += [batches[i % len(batches)] for i in range(missing)]
-        mine = batches[self.rank : per_rank * self.num_replicas : self.num_replicas]
+            mine = split_for_ranks(batches, self.num_replicas)[self.rank :: self.num_replicas]
         self._cache = (self.epoch, mine)
         return mine
 
@@ -236,3 +236,21 @@ class DurationBatchSampler(Sampler[list]):
 
     def __len__(self) -> int:
         return len(self._rank_batches())
+
+
+def split_for_ranks(batches: list[list], num_replicas: int) -> list[list]:
+    """`batches`, the largest halved until every rank has one: a rank without a batch would
+    skip evaluation and the others would wait for it at the epoch's end.
+
+    Raises:
+        ValueError: fewer items than ranks.
+    """
+    batches = list(batches)
+    while len(batches) < num_replicas:
+        largest = max(range(len(batches)), key=lambda i: len(batches[i]), default=None)
+        if largest is None or len(batches[largest]) < 2:
+            items = sum(len(b) for b in batches)
+            raise ValueError(f"{items} utterances to evaluate on {num_replicas} processes")
+        batch = batches.pop(largest)
+        batches += [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
+    return batches

@@ -285,7 +285,9 @@ class CTCModule(L.LightningModule):
             )
             totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
             rate = (totals[0] / totals[1].clamp_min(1)).item()
-            self.log(f"{stage}_{name}", rate, prog_bar=name == "wer")
+            # The same on every rank already: sync_dist (a mean of equal values) only stops
+            # Lightning advising it.
+            self.log(f"{stage}_{name}", rate, prog_bar=name == "wer", sync_dist=True)
         self._errors = {"wer": ErrorCounts(), "cer": ErrorCounts()}
 
     def on_validation_epoch_start(self) -> None:
@@ -311,7 +313,7 @@ class CTCModule(L.LightningModule):
         (every rank takes part, whatever it scored; NaN when no rank scored any)."""
         totals = torch.cat([self._scored, self._scored.new_tensor([self._unscorable])])
         loss_sum, scored, unscorable = self.trainer.strategy.reduce(totals, reduce_op="sum")
-        self.log(f"{stage}_loss", (loss_sum / scored).item(), prog_bar=True)
+        self.log(f"{stage}_loss", (loss_sum / scored).item(), prog_bar=True, sync_dist=True)
         if unscorable and not self.trainer.sanity_checking and not self._warned_unscorable:
             self._warned_unscorable = True
             warnings.warn(

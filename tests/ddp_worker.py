@@ -1,6 +1,6 @@
 """Run by test_ddp.py: 2-process DDP training on CPU (gloo), recording what each rank saw.
 
-Usage: python tests/ddp_worker.py MANIFEST OUT_DIR
+Usage: python tests/ddp_worker.py MANIFEST VAL_MANIFEST OUT_DIR
 Lightning's launcher re-runs this script for rank 1; each rank writes OUT_DIR/rank{r}.json.
 """
 
@@ -19,13 +19,20 @@ class Recorder(L.Callback):
     def __init__(self) -> None:
         self.indices: dict[int, list[int]] = {}
         self.losses: list[float] = []
+        self.validated: list[int] = []  # the last validation's utterances
+
+    def on_validation_epoch_start(self, trainer, module) -> None:
+        self.validated = []
+
+    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.validated.extend(batch["indices"].tolist())
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self.indices.setdefault(trainer.current_epoch, []).extend(batch["indices"].tolist())
         self.losses.append(float(outputs["loss"]))
 
 
-def main(manifest: str, out_dir: str) -> None:
+def main(manifest: str, val_manifest: str, out_dir: str) -> None:
     L.seed_everything(0)
     recorder = Recorder()
     trainer = L.Trainer(
@@ -40,18 +47,20 @@ def main(manifest: str, out_dir: str) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_val_batches=0,
+        check_val_every_n_epoch=6,
     )
     module = CTCModule(
         conv_channels=32, hidden_size=48, num_layers=1, spec_augment=0, lr=5e-3, warmup_steps=5
     )
-    data = SpeechDataModule(manifest, manifest, max_frames=150, num_workers=0)
+    data = SpeechDataModule(manifest, val_manifest, max_frames=150, num_workers=0)
     trainer.fit(module, data)
     checksum = float(sum(p.double().sum() for p in module.parameters()))
     result = {
         "indices": recorder.indices,
         "losses": recorder.losses,
         "checksum": checksum,
+        "validated": recorder.validated,
+        "val_wer": float(trainer.callback_metrics["val_wer"]),
         "world_size": trainer.world_size,
         "backend": torch.distributed.get_backend(),
     }
