@@ -11,8 +11,8 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 def test_two_process_ddp_trains_on_disjoint_data(tiny_corpus, tmp_path):
     manifest = tiny_corpus / "manifest.jsonl"
-    val = tmp_path / "val.jsonl"  # 3 utterances of a batch each: 2 ranks do not share evenly
-    lines = manifest.read_text().splitlines(keepends=True)[:3]
+    val = tmp_path / "val.jsonl"  # 4 utterances in 3 batches: one rank validates one more
+    lines = manifest.read_text().splitlines(keepends=True)[:4]
     val.write_text("".join(line.replace('"wav/', f'"{tiny_corpus}/wav/') for line in lines))
     subprocess.run(
         [sys.executable, str(WORKER), str(manifest), str(val), str(tmp_path)],
@@ -29,7 +29,7 @@ def test_two_process_ddp_trains_on_disjoint_data(tiny_corpus, tmp_path):
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # gradients were all-reduced
     # Validation scores each utterance once (none repeated to even out the ranks), and the
     # ranks agree on the result, reduced at the epoch's end.
-    assert sorted(ranks[0]["validated"] + ranks[1]["validated"]) == [0, 1, 2]
+    assert sorted(ranks[0]["validated"] + ranks[1]["validated"]) == [0, 1, 2, 3]
     assert ranks[0]["val_wer"] == ranks[1]["val_wer"]
     for r in ranks:
         first, last = r["losses"][:3], r["losses"][-3:]
