@@ -337,7 +337,8 @@ def _add_pause_argument(p: argparse.ArgumentParser) -> None:
         type=_seconds,
         metavar="SECONDS",
         help="decode the stretches between pauses this long separately, so that a recording "
-        f"of several commands gives them all (default: {MIN_PAUSE_SECONDS}; 0: never cut; not "
+        f"of several commands gives them all (default: {MIN_PAUSE_SECONDS}; 0: no cuts at pauses, "
+        "only within stretches over 30 s; not "
         "with --commands, which answers one phrase or nothing per file)",
     )
 

@@ -4,7 +4,7 @@ import itertools
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from asr import segment
 from asr.alignment import Word, align_batch
-from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.audio import SAMPLE_RATE, AudioError, load_audio, resample
 from asr.beam_search import BeamSearchDecoder, read_word_list
 from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
@@ -27,7 +27,7 @@ from asr.text import Tokenizer
 SILENCE_PEAK = 1e-3  # full scale (-60 dBFS): quieter input is silence and gives no text
 SORT_WINDOW = 8  # batches read ahead and sorted by length, so batches carry little padding
 
-AudioInput = str | Path | np.ndarray
+AudioInput = str | Path | np.ndarray | torch.Tensor
 
 
 @dataclass
@@ -36,7 +36,8 @@ class Transcription:
 
     Attributes:
         text: the recognised text ("" when `error` is set or the command was rejected).
-        path: the input's path as given, or None for an array.
+        path: the input's path as given, or None for an array, a tensor or an input of an
+            unsupported type.
         error: why this input could not be transcribed, or None.
         words: each word with start/end seconds and a confidence in [0, 1].
         confidence: utterance confidence in [0, 1].
@@ -62,8 +63,13 @@ class DecodingOptions:
         lexicon: word-list file; beam search then only spells these words.
         lm: ARPA n-gram language model file (needs a lexicon).
         lm_weight, word_score: LM weight and per-word insertion bonus for beam search.
-        commands: allowed phrases; each utterance becomes the most likely phrase or "".
+        commands: allowed phrases (a sequence of strings, not one string); each utterance
+            becomes the most likely phrase or "".
         rejection_threshold: with commands, reject when the phrase's score is below this.
+
+    Raises:
+        ValueError: `beam_size` is below 1.
+        TypeError: `commands` is a single string.
     """
 
     beam_size: int = 1
@@ -73,12 +79,32 @@ class DecodingOptions:
     word_score: float = 0.0
     commands: tuple[str, ...] | None = None
     rejection_threshold: float = DEFAULT_REJECTION_THRESHOLD
+    # The folder `lexicon` and `lm` lie in when a Recognizer wrote them from its model file:
+    # held here so that they outlive the Recognizer (`dataclasses.replace` carries it over).
+    _files: tempfile.TemporaryDirectory | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1 (1: greedy), got {self.beam_size}")
+        if isinstance(self.commands, str):  # would be read as one phrase per letter
+            raise TypeError(
+                "commands is a sequence of phrases, not one string: give [phrase, ...]; "
+                "for a file of one phrase per line, Path(file).read_text().splitlines()"
+            )
 
     @cached_property
     def decoder(self) -> BeamSearchDecoder | CommandDecoder | None:
-        """The decoder these options describe (None: greedy); built once, it is costly."""
+        """The decoder these options describe (None: greedy); built once, it is costly.
+
+        Raises:
+            FileNotFoundError: the lexicon or the LM file does not exist.
+        """
         if self.commands:
             return CommandDecoder(list(self.commands), Tokenizer(), self.rejection_threshold)
+        # flashlight's own message for a missing LM is KenLM's errno; as in `asr set-decoding`
+        for path, what in ((self.lexicon, "lexicon"), (self.lm, "LM")):
+            if path and not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such {what} file")
         if self.beam_size > 1 or self.lexicon or self.lm:
             lexicon = read_word_list(self.lexicon) if self.lexicon else None
             return BeamSearchDecoder(
@@ -98,7 +124,8 @@ class Recognizer:
     Attributes:
         default_options: how `transcribe` decodes when given no options: the model file's
             own decoding (e.g. lexicon beam search with a language model, see
-            `asr.model_file.set_decoding`), else greedy.
+            `asr.model_file.set_decoding`), else greedy. Its `lexicon` and `lm` are files in
+            a temporary folder that lives as long as these options (and the Recognizer) do.
     """
 
     def __init__(self, model: AcousticModel, tokenizer: Tokenizer, header: dict) -> None:
@@ -128,6 +155,7 @@ class Recognizer:
             lm=str(lm) if lm else None,
             lm_weight=decoding["lm_weight"],
             word_score=decoding["word_score"],
+            _files=self._files,
         )
 
     @torch.inference_mode()
@@ -151,36 +179,54 @@ class Recognizer:
         options: DecodingOptions | None = None,
         progress: bool = False,
         min_pause: float | None = segment.MIN_PAUSE_SECONDS,
+        sample_rate: int = SAMPLE_RATE,
     ) -> list[Transcription]:
-        """Transcribe files (any format and rate soundfile reads) or 16 kHz mono arrays.
+        """Transcribe audio files (any format and rate soundfile reads), mono numpy arrays
+        or mono float torch tensors.
 
         Folders are not searched here (`asr.audio.find_audio_files` lists a folder's audio,
         as `asr transcribe` does).
 
-        A file that cannot be read gives a result with `.error` set (naming the file and
+        An input that cannot be used (a file that cannot be read, an array that is not 1-D,
+        an object of another type) gives a result with `.error` set (naming the input and
         the reason) and empty text; the other inputs are still transcribed.
 
         Args:
+            inputs: one input (a path, a (num_samples,) array or tensor) or an iterable of
+                them (a generator is read to its end first). Arrays and tensors hold samples
+                at `sample_rate`, float in [-1, 1].
             options: decoding method (default: `default_options`, the model's own).
             progress: show a progress bar (files, rate, ETA) on stderr.
             min_pause: each input is cut inside its pauses of at least this many seconds
                 and the pieces are decoded separately (`asr.segment`), so that a recording
-                of several commands gives them all; None or 0: cut only inputs longer
-                than `asr.audio.CHUNK_SECONDS`. Not with a command list (`options.commands`),
-                whose answer for an input is one allowed phrase or nothing.
+                of several commands gives them all; None or 0: no cuts at pauses. Whatever
+                `min_pause`, a stretch longer than `asr.audio.CHUNK_SECONDS` (30 s) is cut
+                further at its quietest moments. Not with a command list
+                (`options.commands`), whose answer for an input is one allowed phrase or
+                nothing.
+            sample_rate: the rate of array and tensor inputs, Hz; they are resampled to
+                the model's 16 kHz. Files carry their own rate.
 
         Returns:
-            One `Transcription` per input, in input order, with word timings and confidences.
+            One `Transcription` per input, in input order, with word timings (seconds,
+            rounded to the millisecond) and confidences.
 
         Raises:
-            ValueError: `min_pause` is negative or `batch_size` below 1 (before any input
-                is read).
+            ValueError: `min_pause` is negative, `batch_size` below 1 or `sample_rate` not
+                a positive whole number (before any input is read).
+            FileNotFoundError: the options' lexicon or LM file does not exist.
         """
-        if isinstance(inputs, str | Path | np.ndarray):
+        one = str | bytes | Path | np.ndarray | torch.Tensor  # iterable, yet one input each
+        if isinstance(inputs, one) or not isinstance(inputs, Iterable):
             inputs = [inputs]
+        inputs = list(inputs)  # a generator has no len() and cannot be sliced
         segment.check_min_pause(min_pause)  # before any input is read
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not isinstance(sample_rate, int | np.integer) or sample_rate <= 0:
+            raise ValueError(
+                f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}"
+            )
         options = options or self.default_options
         if options.commands:
             min_pause = None
@@ -189,7 +235,9 @@ class Recognizer:
         with tqdm(total=len(inputs), unit="file", disable=not progress, file=sys.stderr) as bar:
             for start in range(0, len(inputs), window):
                 chunk = inputs[start : start + window]
-                results += self._transcribe_window(chunk, batch_size, options, min_pause, bar)
+                results += self._transcribe_window(
+                    chunk, batch_size, options, min_pause, int(sample_rate), bar
+                )
         return results
 
     def decode(
@@ -233,16 +281,17 @@ class Recognizer:
         batch_size: int,
         options: DecodingOptions,
         min_pause: float | None,
+        sample_rate: int,
         bar: tqdm | None = None,
     ) -> list[Transcription]:
-        results = [Transcription("", None if isinstance(x, np.ndarray) else str(x)) for x in inputs]
+        results = [Transcription("", str(x) if isinstance(x, str | Path) else None) for x in inputs]
         # Inputs with pauses or long ones become several pieces (`asr.segment.pieces`); a
         # piece is (input index, start sample, samples); each input's are joined below.
         pieces: list[tuple[int, int, np.ndarray]] = []
         sounds: dict[int, tuple[np.ndarray | None, float]] = {}  # sounding frames, seconds
         for i, item in enumerate(inputs):
             try:
-                audio = _read(item)
+                audio = _read(item, sample_rate)
             except AudioError as err:
                 results[i].error = str(err)
                 continue
@@ -369,18 +418,33 @@ def snap_words(words: list[Word], sound: np.ndarray | None, seconds: float) -> l
     snapped = []
     for w in words:
         start, end = segment.snap_to_sound(min(w.start, seconds), min(w.end, seconds), sound)
-        snapped.append(Word(w.word, start, end, w.confidence))
+        snapped.append(Word(w.word, round(start, 3), round(end, 3), w.confidence))
     return snapped
 
 
-def _read(item: AudioInput) -> np.ndarray:
-    if not isinstance(item, np.ndarray):
+def _read(item: object, sample_rate: int) -> np.ndarray:
+    """One input as (num_samples,) float32 at 16 kHz; arrays and tensors are at `sample_rate`.
+
+    Raises:
+        AudioError: the input cannot be used (an unreadable file, an array that is not 1-D,
+            an object of another type).
+    """
+    if isinstance(item, str | Path):
         return load_audio(item)
+    if isinstance(item, torch.Tensor):
+        item = item.detach().to("cpu", torch.float32).numpy()
+    if not isinstance(item, np.ndarray):
+        raise AudioError(
+            "<input>",
+            f"unsupported input of type {type(item).__name__}: give a path, a numpy array "
+            "or a torch tensor",
+        )
     if item.ndim != 1 or item.size == 0:
         raise AudioError("<array>", f"expected a non-empty 1-D array, got shape {item.shape}")
     if not np.isfinite(item).all():
         raise AudioError("<array>", "the audio holds NaN or infinite samples")
-    return item.astype(np.float32, copy=False)
+    audio = np.ascontiguousarray(item, dtype=np.float32)  # torch takes no negative strides
+    return resample(torch.from_numpy(audio), sample_rate).numpy()
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
