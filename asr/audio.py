@@ -1,6 +1,7 @@
 """Reading audio: any soundfile-readable format, any rate, any channel count -> 16 kHz mono."""
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,24 @@ class AudioError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+# libsndfile logs "data : 66184 (should be 29956)" for a file shorter than its header says
+# (WAV; SSND: AIFF; Data Size: AU), and reads the samples that are there without complaint.
+SIZE_MISMATCH = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+) \(should be (\d+)\)", re.M)
+UNKNOWN_SIZE = 0x7FFFFFFF  # bytes; a writer that streamed (ffmpeg to a pipe) leaves 0 or 2**32-1
+
+
+def cut_short(log: str) -> str | None:
+    """Why a file is shorter than its header says (from libsndfile's `extra_info` log), or
+    None. A size of 0 or one past UNKNOWN_SIZE is a streaming writer's "unknown" instead."""
+    for declared, present in SIZE_MISMATCH.findall(log):
+        if int(present) < int(declared) < UNKNOWN_SIZE:
+            return (
+                f"the file is cut short: its header counts {declared} bytes of samples, "
+                f"{present} are there (an interrupted copy or recording?)"
+            )
+    return None
 
 
 # soundfile's errors on opening a file; TypeError is its answer to a ".raw" file (no header
@@ -81,7 +100,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         (num_samples,) float32 array (integer formats give [-1, 1]; float files may exceed it).
 
     Raises:
-        AudioError: the file is missing, unreadable, empty, too long, or holds NaN/inf samples.
+        AudioError: the file is missing, unreadable, empty, cut short, too long, or holds
+            NaN/inf samples.
     """
     try:
         f = sf.SoundFile(str(path))
@@ -89,6 +109,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(path, unreadable_reason(path, err)) from None
     with f:
         rate = f.samplerate
+        if reason := cut_short(f.extra_info):
+            raise AudioError(path, reason)
         if f.frames > MAX_AUDIO_SECONDS * rate:
             raise AudioError(
                 path,

@@ -33,6 +33,16 @@ def at_rate(x: np.ndarray, rate: int) -> np.ndarray:
     return resample(torch.from_numpy(x), SAMPLE_RATE, rate).numpy()
 
 
+def streamed_wav(path: Path, x: np.ndarray) -> None:
+    """A WAV as ffmpeg writes one to a pipe: its sizes say 2**32 - 1, "unknown"."""
+    sf.write(path, x, SAMPLE_RATE)
+    data = bytearray(path.read_bytes())
+    for chunk in (b"RIFF", b"data"):
+        at = data.index(chunk) + 4
+        data[at : at + 4] = b"\xff" * 4
+    path.write_bytes(bytes(data))
+
+
 # name -> (file name, writer of that file from 16 kHz mono float samples)
 VALID = {
     "stereo": ("a.wav", lambda p, x: sf.write(p, np.stack([x, 0.5 * x], 1), SAMPLE_RATE)),
@@ -46,6 +56,7 @@ VALID = {
     "flac": ("a.flac", lambda p, x: sf.write(p, x, SAMPLE_RATE)),
     "ogg vorbis": ("a.ogg", lambda p, x: sf.write(p, x, SAMPLE_RATE)),
     "clipped": ("a.wav", lambda p, x: sf.write(p, np.clip(8 * x, -1, 1), SAMPLE_RATE)),
+    "streamed wav, size unknown": ("a.wav", streamed_wav),
     # 16-bit sample values stored as floats without scaling: the features do not care.
     "float at 16-bit scale": ("a.wav", lambda p, x: sf.write(p, 32767 * x, SAMPLE_RATE, "FLOAT")),
 }
@@ -92,9 +103,14 @@ def nan_wav(path: Path, value: float) -> None:
     sf.write(path, x, SAMPLE_RATE, subtype="FLOAT")
 
 
+def good_bytes(tmp_path: Path, format: str = "WAV") -> bytes:
+    """A second of silence, 16-bit, in `format`."""
+    sf.write(tmp_path / "good", np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE, format=format)
+    return (tmp_path / "good").read_bytes()
+
+
 def good_wav_bytes(tmp_path: Path) -> bytes:
-    sf.write(tmp_path / "good.wav", np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
-    return (tmp_path / "good.wav").read_bytes()
+    return good_bytes(tmp_path)
 
 
 # name -> (writer, reason expected in the error)
@@ -106,6 +122,9 @@ INVALID = {
     ),
     "text named .wav": (lambda p, d: p.write_text("hello, I am not audio\n"), "cannot read"),
     "truncated header": (lambda p, d: p.write_bytes(good_wav_bytes(d)[:20]), "cannot read"),
+    # libsndfile reads what is there: half a command was transcribed as if whole.
+    "wav cut short": (lambda p, d: p.write_bytes(good_wav_bytes(d)[:20_000]), "cut short"),
+    "aiff cut short": (lambda p, d: p.write_bytes(good_bytes(d, "AIFF")[:20_000]), "cut short"),
     "NaN sample": (lambda p, d: nan_wav(p, np.nan), "NaN or infinite"),
     "inf sample": (lambda p, d: nan_wav(p, np.inf), "NaN or infinite"),
     "missing file": (lambda p, d: None, "no such file"),
