@@ -49,12 +49,48 @@ def number_to_words(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _spell_digits(match: re.Match[str]) -> str:
-    token = match.group(0)
+_ORDINALS = {"one": "first", "two": "second", "three": "third", "five": "fifth"}
+_ORDINALS |= {"eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
+
+
+def ordinal(words: str) -> str:
+    """The ordinal of a spelled number: "twenty one" -> "twenty first"."""
+    *head, last = words.split()
+    if last in _ORDINALS:
+        last = _ORDINALS[last]
+    elif last.endswith("y"):
+        last = last[:-1] + "ieth"
+    else:
+        last += "th"
+    return " ".join([*head, last])
+
+
+def _spell_digits(token: str) -> str:
     # A leading zero ("007", "0451") is read digit by digit, as people say codes.
     if len(token) > 1 and token.startswith("0"):
-        return " " + " ".join(_ONES[int(d)] for d in token) + " "
-    return " " + number_to_words(int(token)) + " "
+        return " ".join(_ONES[int(d)] for d in token)
+    return number_to_words(int(token))
+
+
+# A number as written in text: its sign, digits with thousands separators, decimals, an
+# ordinal suffix or a percent sign.
+_NUMBER = re.compile(
+    r"(?P<minus>(?<![\w.])-)?(?P<whole>\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
+    r"(?:\.(?P<decimals>\d+))?(?:(?P<ordinal>st|nd|rd|th)\b|(?P<percent>%))?"
+)
+
+
+def _spell_number(match: re.Match[str]) -> str:
+    words = _spell_digits(match["whole"].replace(",", ""))
+    if match["decimals"]:
+        words += " point " + " ".join(_ONES[int(d)] for d in match["decimals"])
+    if match["ordinal"]:
+        words = ordinal(words)
+    if match["minus"]:
+        words = "minus " + words
+    if match["percent"]:
+        words += " percent"
+    return f" {words} "
 
 
 # Latin letters that are no letter plus accent, spelled in a-z (NFD leaves them whole).
@@ -69,12 +105,14 @@ def normalize_text(text: str) -> str:
         'cafe naive'
         >>> normalize_text("Set a timer for 15 minutes!")
         'set a timer for fifteen minutes'
+        >>> normalize_text("the 3rd floor, 1,250 m, -2.5%")
+        'the third floor one thousand two hundred fifty m minus two point five percent'
         >>> normalize_text("Don't STOP")
         "don't stop"
     """
     text = unicodedata.normalize("NFD", text.lower().replace("’", "'"))  # "é" -> "e" + "´"
     text = "".join(c for c in text if not unicodedata.combining(c)).translate(_LATIN_LETTERS)
-    text = re.sub(r"\d+", _spell_digits, text)
+    text = _NUMBER.sub(_spell_number, text)
     text = re.sub(r"[^a-z' ]+", " ", text)
     # Apostrophes only survive inside words ("don't"), not as quotes.
     text = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", text)

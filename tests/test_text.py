@@ -31,6 +31,17 @@ def test_number_to_words(n, words):
         ("Café NAÏVE Ünïcode façade", "cafe naive unicode facade"),
         ("Straße, Øre, Æsir, Łódź", "strasse ore aesir lodz"),
         ("", ""),
+        # Written numbers were spelled digit run by digit run: "one zero zero zero dollars".
+        ("1,000 dollars", "one thousand dollars"),
+        (
+            "the 3rd floor, the 21st, 12th and 40th",
+            "the third floor the twenty first twelfth and fortieth",
+        ),
+        ("set it to 3.5 degrees", "set it to three point five degrees"),
+        ("-5 degrees, 4-5 days", "minus five degrees four five days"),
+        ("volume 50%", "volume fifty percent"),
+        ("1,2,3", "one two three"),
+        ("version 2.0.1", "version two point zero one"),
     ],
 )
 def test_normalize_text(raw, normal):
