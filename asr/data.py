@@ -11,10 +11,10 @@ from torch.utils.data import Dataset, Sampler
 
 from asr.audio import SAMPLE_RATE, load_audio, resample
 from asr.augment import WaveformAugment
-from asr.features import HOP_LENGTH
+from asr.features import num_frames
 from asr.text import Tokenizer, normalize_text
 
-FRAMES_PER_SECOND = 100  # feature frames per second of audio (10 ms hop)
+SPEED_RATE_STEP = 100  # Hz; speed perturbation resamples from a multiple of this rate
 JITTER = 0.05  # relative noise on durations before sorting: batches differ between epochs
 
 
@@ -45,7 +45,7 @@ class SpeechDataset(Dataset):
         audio = torch.from_numpy(load_audio(record["audio"]))
         if factor != 1.0:
             # Playing `factor` times faster = treating the audio as recorded at rate*factor.
-            audio = resample(audio, round(SAMPLE_RATE * factor / 100) * 100, SAMPLE_RATE)
+            audio = resample(audio, speed_rate(factor), SAMPLE_RATE)
         text = normalize_text(record["text"])
         tokens = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
         item = {"index": index, "audio": audio, "tokens": tokens, "text": text}
@@ -142,12 +142,13 @@ class DurationBatchSampler(Sampler[list]):
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside world size {num_replicas}")
-        self.frames = [max(1, math.ceil(d * FRAMES_PER_SECOND)) for d in durations]
+        self.samples = [round(d * SAMPLE_RATE) for d in durations]  # at 16 kHz
+        self.frames = [num_frames(n) for n in self.samples]
         self.speed_factors = tuple(speed_factors)
         self.silence = silence
         slowest = min(self.speed_factors, default=1.0)
-        most_silence = math.ceil(2 * silence[0] / HOP_LENGTH) if silence else 0  # frames
-        longest = math.ceil(max(self.frames, default=0) / slowest) + most_silence
+        most_silence = 2 * silence[0] if silence else 0  # samples
+        longest = feature_frames(max(self.samples, default=0), slowest, most_silence)
         if longest > max_frames:
             raise ValueError(
                 f"max_frames={max_frames} is smaller than the longest utterance "
@@ -174,7 +175,7 @@ class DurationBatchSampler(Sampler[list]):
         factors = [1.0] * len(order)
         if self.speed_factors:
             factors = [rng.choice(self.speed_factors) for _ in order]
-            frames = [math.ceil(n / f) for n, f in zip(self.frames, factors, strict=True)]
+            frames = [feature_frames(n, f) for n, f in zip(self.samples, factors, strict=True)]
         padded = frames  # what the model will run: speech and silence
         if self.silence:
             most, probability = self.silence
@@ -183,8 +184,8 @@ class DurationBatchSampler(Sampler[list]):
                 (rng.randint(0, most), rng.randint(0, most)) if c else (0, 0) for c in chosen
             ]
             padded = [
-                n + math.ceil(sum(pair) / HOP_LENGTH)
-                for n, pair in zip(frames, silence, strict=True)
+                feature_frames(n, f, sum(pair))
+                for n, f, pair in zip(self.samples, factors, silence, strict=True)
             ]
         if self.shuffle:
             jitter = [rng.uniform(1 - JITTER, 1 + JITTER) for _ in order]
@@ -254,3 +255,16 @@ def split_for_ranks(batches: list[list], num_replicas: int) -> list[list]:
         batch = batches.pop(largest)
         batches += [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
     return batches
+
+
+def speed_rate(factor: float) -> int:
+    """The rate (Hz) 16 kHz audio is taken to have to play `factor` times faster."""
+    return round(SAMPLE_RATE * factor / SPEED_RATE_STEP) * SPEED_RATE_STEP
+
+
+def feature_frames(samples: int, factor: float = 1.0, silence: int = 0) -> int:
+    """Feature frames of `samples` at 16 kHz played `factor` times faster, with `silence`
+    samples added: what the batch sampler budgets, as the loader will make them."""
+    if factor != 1.0:  # torchaudio's resampling gives ceil(length * new / old) samples
+        samples = math.ceil(samples * SAMPLE_RATE / speed_rate(factor))
+    return num_frames(samples + silence)

@@ -4,12 +4,29 @@ import numpy as np
 import pytest
 import torch
 
-from asr.data import FRAMES_PER_SECOND, DurationBatchSampler, SpeechDataset, collate
+from asr.audio import SAMPLE_RATE, resample
+from asr.data import DurationBatchSampler, SpeechDataset, collate, speed_rate
+from asr.features import num_frames
 from asr.text import Tokenizer
 
 
 def durations(n: int = 300, seed: int = 0) -> list[float]:
     return np.random.default_rng(seed).uniform(0.3, 4.0, n).round(3).tolist()
+
+
+def loaded_frames(seconds: float, factor: float = 1.0, silence: int = 0) -> int:
+    """Feature frames of an utterance as the loader makes it: resampled for speed
+    perturbation (as `SpeechDataset`), `silence` samples added."""
+    samples = torch.zeros(round(seconds * SAMPLE_RATE))
+    if factor != 1.0:
+        samples = resample(samples, speed_rate(factor), SAMPLE_RATE)
+    return num_frames(len(samples) + silence)
+
+
+def test_the_budget_counts_the_frames_the_features_have():
+    """A second of audio has 101 frames (1 + samples // hop), not 100: three seconds fitted
+    a budget of 300 and ran 303."""
+    assert [len(b) for b in DurationBatchSampler([1.0] * 6, 300, shuffle=False)] == [2, 2, 2]
 
 
 def test_batches_respect_budget_and_cover_everything():
@@ -19,7 +36,7 @@ def test_batches_respect_budget_and_cover_everything():
     seen = sorted(i for b in batches for i in b)
     assert seen == list(range(len(d)))
     for batch in batches:
-        longest = max(int(np.ceil(d[i] * FRAMES_PER_SECOND)) for i in batch)
+        longest = max(loaded_frames(d[i]) for i in batch)
         assert len(batch) * longest <= 3000
     # Bucketing keeps padding low: padded frames / real frames.
     padded = sum(len(b) * max(d[i] for i in b) for b in batches)
@@ -101,7 +118,7 @@ def test_speed_factors_drawn_before_bucketing():
     assert {f for _, f in items} == {0.8, 1.0, 1.25}
     padded = real = 0
     for batch in batches:
-        frames = [d[i] * FRAMES_PER_SECOND / f for i, f in batch]
+        frames = [loaded_frames(d[i], f) for i, f in batch]
         assert len(batch) * max(frames) <= 2000
         padded += len(batch) * max(frames)
         real += sum(frames)
@@ -129,8 +146,8 @@ def test_silence_drawn_before_bucketing_keeps_batches_full_of_speech():
     assert 0.85 < sum(pair != (0, 0) for pair in silences) / 600 < 0.95
     inside = total = 0
     for batch in batches:
-        frames = [d[i] * FRAMES_PER_SECOND / f + (b + a) / 160 for i, f, b, a in batch]
-        assert len(batch) * max(frames) <= 4000 + len(batch)  # ceil() per utterance
+        frames = [loaded_frames(d[i], f, b + a) for i, f, b, a in batch]
+        assert len(batch) * max(frames) <= 4000
         total += len(batch) * max(frames)
         inside += sum(frames)
     assert inside / total > 0.9  # silence drawn in the training step left 0.74 here
