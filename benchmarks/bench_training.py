@@ -65,7 +65,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from asr.audio import SAMPLE_RATE
-from asr.data import DurationBatchSampler, SpeechDataset, collate
+from asr.data import DurationBatchSampler, SpeechDataset, collate, feature_frames
 from asr.features import num_frames
 from asr.manifest import read_manifest, write_manifest
 from asr.model import ModelConfig
@@ -229,7 +229,7 @@ def padding_ratio(
         sampler.set_epoch(epoch)
         for batch in sampler:
             frames = [
-                math.ceil(sampler.frames[i] / f) if speed_factors else sampler.frames[i]
+                feature_frames(sampler.samples[i], f)
                 for i, f in (b if speed_factors else (b, 1.0) for b in batch)
             ]
             padded += len(frames) * max(frames)
