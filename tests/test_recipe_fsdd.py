@@ -169,3 +169,15 @@ def test_real_fsdd_counts(tmp_path):
     }
     assert set(counts["test"]) == {"nicolas"}
     assert set(counts["train"]) == set(counts["dev"]) == {"george", "jackson", "lucas"}
+
+
+def test_clip_edges_names_a_bad_manifest_line(tmp_path, capsys):
+    path = REPO / "recipes/fsdd/clip_edges.py"
+    spec = importlib.util.spec_from_file_location("clip_edges", path)
+    clip_edges = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(clip_edges)
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text('{"audio": "a.wav", "text": "one"}\n{"text": "two"}\n', encoding="utf-8")
+    for options in (["--report"], ["--out", str(tmp_path / "out")]):
+        assert clip_edges.main([str(manifest), *options]) == 1
+        assert "train.jsonl:2: missing key(s) audio" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,10 @@ from asr.audio import SAMPLE_RATE
 from asr.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location(
-    "join_commands", REPO / "recipes/commands/join_commands.py"
-)
+COMMANDS_DIR = REPO / "recipes" / "commands"
+if str(COMMANDS_DIR) not in sys.path:
+    sys.path.insert(0, str(COMMANDS_DIR))  # the recipe's scripts import their siblings
+spec = importlib.util.spec_from_file_location("join_commands", COMMANDS_DIR / "join_commands.py")
 join_commands = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(join_commands)
 
@@ -68,3 +70,15 @@ def test_an_unreadable_utterance_skips_only_its_recordings(tmp_path, caplog):
     assert 0 < len(records) < 8 and all("u0.wav" not in r["from"] for r in records)
     assert "u0.wav" in caplog.text
     assert len(list((out / "wav").glob("*.wav"))) == len(records)
+
+
+def test_a_smaller_count_removes_the_recordings_beyond_it(tmp_path):
+    manifest = utterances(tmp_path / "in")
+    out = tmp_path / "out"
+    assert join_commands.main([str(manifest), "--count", "6", "--out", str(out)]) == 0
+    (out / "wav" / "joined_notes.wav").write_bytes(b"RIFF")  # not a numbered recording
+    assert join_commands.main([str(manifest), "--count", "2", "--out", str(out)]) == 0
+    on_disk = sorted(p.name for p in (out / "wav").glob("*.wav"))
+    assert on_disk == ["joined_0000.wav", "joined_0001.wav", "joined_notes.wav"]
+    listed = [Path(r["audio"]).name for r in read_manifest(out / "test.jsonl")]
+    assert listed == ["joined_0000.wav", "joined_0001.wav"]

@@ -37,6 +37,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,6 @@ import torch
 
 from asr.audio import unreadable_reason
 from asr.augment import edge_span
-from asr.files import write_atomically
 from asr.manifest import Record, collect_records, write_manifest
 from asr.text import normalize_text, number_to_words
 
@@ -75,13 +75,21 @@ MARGIN_S = 0.03  # kept on each side of the cut, seconds
 logger = logging.getLogger("asterisk")
 
 
-def grammar_words() -> set[str]:
-    """Every word of the commands recipe's grammar (recipes/commands/grammar.py)."""
-    path = REPO_ROOT / "recipes" / "commands" / "grammar.py"
-    spec = importlib.util.spec_from_file_location("commands_grammar", path)
+def commands_module(name: str) -> ModuleType:
+    """``recipes/commands/<name>.py``, loaded by path: the recipes are scripts, not a package."""
+    path = REPO_ROOT / "recipes" / "commands" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"commands_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return set(module.vocabulary())
+    return module
+
+
+joining = commands_module("joining")  # the joining loop join_commands.py uses too
+
+
+def grammar_words() -> set[str]:
+    """Every word of the commands recipe's grammar (recipes/commands/grammar.py)."""
+    return set(commands_module("grammar").vocabulary())
 
 
 def read_transcripts(path: Path) -> dict[str, str]:
@@ -188,14 +196,13 @@ def _read_prompt(path: Path) -> tuple[np.ndarray, int] | None:
 def join_prompts(clips: list[np.ndarray], sample_rate: int, rng: random.Random) -> np.ndarray:
     """(S,) clips (each already cut to its speech) with random silences between and around."""
 
-    def silence(seconds: tuple[float, float]) -> np.ndarray:
-        return np.zeros(round(rng.uniform(*seconds) * sample_rate), np.float32)
+    def silence(seconds: tuple[float, float]) -> int:
+        return round(rng.uniform(*seconds) * sample_rate)
 
-    parts = [silence(EDGE_S)]
-    for i, clip in enumerate(clips):
-        parts += [clip] if i == 0 else [silence(GAP_S), clip]
-    parts.append(silence(EDGE_S))
-    return np.concatenate(parts)
+    # drawn in the order they are heard (lead, gaps, tail): the same seed, the same files
+    lead = silence(EDGE_S)
+    gaps = [silence(GAP_S) for _ in clips[1:]]
+    return joining.join(clips, gaps, (lead, silence(EDGE_S)))
 
 
 def string_items(
@@ -205,32 +212,30 @@ def string_items(
 
     A string that needs an unreadable prompt is skipped (with one warning per prompt), and
     the others go on. Strings left from an earlier run with a larger `count` are removed.
+
+    Raises:
+        ValueError: (while iterating) the prompts of one string differ in sample rate.
     """
     cache: dict[str, tuple[np.ndarray, int] | None] = {}
-    for old in (out / "wav").glob("string_*.wav"):
-        number = old.stem.removeprefix("string_")
-        if number.isdigit() and int(number) >= count:
-            old.unlink()
-    for index in range(count):
-        rng = random.Random(f"{seed}:{index}")  # string i is the same whatever is skipped
+
+    def prompt(name: str) -> tuple[np.ndarray, int] | None:
+        if name not in cache:
+            cache[name] = _read_prompt(sounds / f"{name}.wav")
+        return cache[name]
+
+    def draw(index: int, rng: random.Random) -> joining.Joined | None:
         names, text = draw_string(rng)
-        for name in names:
-            if name not in cache:
-                cache[name] = _read_prompt(sounds / f"{name}.wav")
-        clips = [cache[name] for name in names]
-        path = out / "wav" / f"string_{index:04d}.wav"
+        clips = [prompt(name) for name in names]  # every one read: one warning per bad prompt
         if any(clip is None for clip in clips):
-            path.unlink(missing_ok=True)  # an earlier run's string of this number is not it
-            continue
+            return None
         rates = {rate for _, rate in clips}
         if len(rates) != 1:
             raise ValueError(f"{sounds}: prompts {names} differ in sample rate {sorted(rates)}")
         rate = rates.pop()
         audio = join_prompts([clip for clip, _ in clips], rate, rng)
-        write_atomically(
-            path, lambda tmp, a=audio, r=rate: sf.write(tmp, a, r, "PCM_16", format="WAV")
-        )
-        yield path, text, {"speaker": SPEAKER, "prompts": " ".join(names)}
+        return audio, rate, text, {"speaker": SPEAKER, "prompts": " ".join(names)}
+
+    return joining.write_joined(out / "wav", "string", count, seed, draw)
 
 
 def prompt_items(

@@ -4,7 +4,8 @@ A test of what `asr transcribe` does with a recording in which a user says two o
 commands, one after another (`asr.segment`). Each recording joins 2-3 utterances drawn
 from the manifest (each with its own voice and augmentation, as it was), with
 PAUSE_S seconds of digital silence between them; its text is theirs, joined. The same
-seed gives the same files; a re-run rewrites them.
+seed gives the same files; a re-run rewrites them, and removes those beyond a smaller
+``--count`` (the joining is ``joining.py``'s, shared with recipes/asterisk).
 
 Usage::
 
@@ -21,11 +22,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
+import joining
 
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
-from asr.files import write_atomically
 from asr.manifest import ManifestError, Record, collect_records, read_manifest, write_manifest
 
 PAUSE_S = (0.5, 1.5)  # silence between two commands, seconds (uniform)
@@ -41,25 +40,23 @@ def joined_items(
     """Write `count` joined recordings under ``out/wav/``; yield (audio, text, extra keys).
 
     A recording that needs an unreadable utterance is skipped with a warning naming it.
+    Recordings left from an earlier run with a larger `count` are removed.
     """
-    for index in range(count):
-        rng = random.Random(f"{seed}:{index}")  # recording i is the same whatever the count
+
+    def draw(index: int, rng: random.Random) -> joining.Joined | None:
         group = rng.sample(records, rng.randint(*COMMANDS_PER_RECORDING))
         gaps = [round(rng.uniform(*pause) * SAMPLE_RATE) for _ in group[1:]]
-        path = out / "wav" / f"joined_{index:04d}.wav"
         try:
             utterances = [load_audio(record["audio"]) for record in group]
         except AudioError as err:
             logger.warning("skipping recording %d: %s", index, err)
-            path.unlink(missing_ok=True)  # an earlier run's recording of this number is not it
-            continue
-        parts = [utterances[0]]
-        for gap, utterance in zip(gaps, utterances[1:], strict=True):
-            parts += [np.zeros(gap, np.float32), utterance]
-        audio = np.concatenate(parts)
-        write_atomically(path, lambda tmp, a=audio: sf.write(tmp, a, SAMPLE_RATE, format="WAV"))
+            return None
         sources = " ".join(Path(r["audio"]).name for r in group)
-        yield path, " ".join(r["text"] for r in group), {"commands": len(group), "from": sources}
+        text = " ".join(r["text"] for r in group)
+        extra = {"commands": len(group), "from": sources}
+        return joining.join(utterances, gaps), SAMPLE_RATE, text, extra
+
+    return joining.write_joined(out / "wav", "joined", count, seed, draw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ import soundfile as sf
 import torch
 
 from asr.augment import edge_span, frame_energy_db
+from asr.manifest import ManifestError, Record, read_manifest
 
 FRAME_S = 0.010  # energy frame for finding the edges, seconds
 EDGE_S = 0.020  # what --report measures at each end, seconds
@@ -55,9 +56,13 @@ def edge_levels(audio: np.ndarray, rate: int) -> tuple[float, float]:
     return float(energy[0] - energy.max()), float(energy[-1] - energy.max())
 
 
-def read(manifest: Path) -> list[tuple[dict, Path]]:
-    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    return [(r, manifest.parent / r["audio"]) for r in records]
+def read(manifest: Path) -> list[tuple[Record, Path]]:
+    """(record, its audio file) of every line of `manifest`; durations are not needed.
+
+    Raises:
+        ManifestError: a line is not a valid record (the message names the file and line).
+    """
+    return [(r, Path(r["audio"])) for r in read_manifest(manifest, need_duration=False)]
 
 
 def report(manifest: Path) -> str:
@@ -107,15 +112,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--range", type=float, nargs=2, default=DEFAULT_RANGE_DB, metavar=("LOW_DB", "HIGH_DB")
     )
     args = parser.parse_args(argv)
-    if args.report:
-        print(report(args.manifest))
-        return 0
-    if args.out is None:
-        parser.error("--out is needed unless --report")
-    if not all(db < 0 for db in args.range):
-        parser.error("--range takes two negative dB values")
-    write_copies(args.manifest, args.out, args.copies, args.seed, tuple(args.range))
-    print(f"{args.copies} clipped copies in {args.out}")
+    if not args.report:
+        if args.out is None:
+            parser.error("--out is needed unless --report")
+        if not all(db < 0 for db in args.range):
+            parser.error("--range takes two negative dB values")
+    try:
+        if args.report:
+            print(report(args.manifest))
+        else:
+            write_copies(args.manifest, args.out, args.copies, args.seed, tuple(args.range))
+            print(f"{args.copies} clipped copies in {args.out}")
+    except ManifestError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -26,6 +26,7 @@ import random
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -58,19 +59,21 @@ WORDS = {
 }
 NUMBERS = (*range(21), 30, 40, 50)  # the numbers with a clip of their own
 DEFAULT_DIGIT_STRINGS = 100
-DIGIT_STRING_LENGTHS = (3, 5)  # digits per digit string, inclusive
-OH_PROBABILITY = 0.3  # a zero in a digit string is said "oh" this often
 
 logger = logging.getLogger("saytime")
 
 
-def _asterisk():
-    """recipes/asterisk/prepare.py, for its grammar words, speech cut, joining and summary."""
+def _load_asterisk() -> ModuleType:
+    """recipes/asterisk/prepare.py, loaded by path: the recipes are scripts, not a package."""
     path = REPO_ROOT / "recipes" / "asterisk" / "prepare.py"
     spec = importlib.util.spec_from_file_location("asterisk_prepare", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# for its grammar words, digit strings' lengths and "oh"s, speech cut, joining and summary
+asterisk = _load_asterisk()
 
 
 def clip_texts() -> dict[str, str]:
@@ -93,11 +96,16 @@ def read_clip(path: Path) -> np.ndarray:
 
 
 def draw_digits(rng: random.Random) -> tuple[list[str], str]:
-    """(clip names, text) of one digit string."""
+    """(clip names, text) of one digit string, of asterisk's lengths and share of "oh"s.
+
+    Not asterisk's `draw_string`: that one may draw a number 21-99 instead, names prompts
+    ``digits/N``, and draws all the digits before the "oh"s, where this draws each digit's
+    "oh" after it; either way round would change the strings a seed gives.
+    """
     names, spoken = [], []
-    for _ in range(rng.randint(*DIGIT_STRING_LENGTHS)):
+    for _ in range(rng.randint(*asterisk.DIGIT_STRING_LENGTHS)):
         digit = rng.randrange(10)
-        oh = digit == 0 and rng.random() < OH_PROBABILITY
+        oh = digit == 0 and rng.random() < asterisk.OH_PROBABILITY
         names.append("oh" if oh else str(digit))
         spoken.append("oh" if oh else number_to_words(digit))
     return names, " ".join(spoken)
@@ -135,7 +143,6 @@ def prepare(
     """
     if not sounds.is_dir():
         raise FileNotFoundError(f"{sounds}: not found (Debian: apt-get install saytime)")
-    asterisk = _asterisk()
     grammar = asterisk.grammar_words()
     (out / "wav").mkdir(parents=True, exist_ok=True)
     ours = {f"{name}.wav" for name in clip_texts()}
@@ -191,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    _asterisk().print_summary(args.out, records)
+    asterisk.print_summary(args.out, records)
     return 0
 
 
