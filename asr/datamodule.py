@@ -1,5 +1,6 @@
 """Lightning data module: manifests -> bucketed, distributed-aware dataloaders."""
 
+import os
 from collections.abc import Sequence
 from functools import partial
 
@@ -78,6 +79,7 @@ class SpeechDataModule(L.LightningDataModule):
             collate_fn=partial(collate, augment=self._waveform_augment() if train else None),
             num_workers=workers,
             persistent_workers=workers > 0,
+            worker_init_fn=leave_signals_to_the_trainer,
         )
 
     def _waveform_augment(self) -> WaveformAugment | None:
@@ -102,3 +104,15 @@ class SpeechDataModule(L.LightningDataModule):
         if not self.hparams.test_manifest:
             raise ValueError("no test_manifest was given to the data module")
         return self._loader(self.hparams.test_manifest, train=False)
+
+
+def leave_signals_to_the_trainer(worker_id: int) -> None:
+    """Move a loader worker out of the trainer's process group.
+
+    `timeout`, `kill -- -PGID` and Ctrl-C signal the whole group: a worker killed by
+    SIGTERM failed the trainer with a traceback before Lightning could stop at a step's end
+    and save. The trainer still ends its workers itself, and a worker exits by itself when
+    the trainer is gone. (Ignoring SIGTERM instead hangs the exit: torch ends a slow
+    worker with SIGTERM.)
+    """
+    os.setpgrp()

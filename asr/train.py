@@ -1,7 +1,9 @@
 """`asr fit`: training through LightningCLI, then export of the best model file."""
 
 import argparse
+import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -15,6 +17,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from asr.augment import WaveformAugment
 from asr.checkpointing import LAST_CHECKPOINT, AtomicCheckpointIO, resume_checkpoint
@@ -106,7 +109,7 @@ class LatestCheckpoint(Callback):
     def _save(self, trainer: Trainer) -> None:
         # Every rank calls it (the strategy writes on rank zero): the callbacks run alike.
         if trainer.global_step != self._saved_step:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # Lightning logs when unset
             self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: Trainer, *args) -> None:
@@ -119,6 +122,18 @@ class LatestCheckpoint(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._save(trainer)  # stopped mid-epoch (max_steps, max_time)
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        # Lightning stops at a step's end on SIGTERM (on every rank alike): keep that step.
+        if isinstance(exception, SIGTERMException):
+            self._save(trainer)
+            if trainer.is_global_zero:
+                print(
+                    f"stopped by SIGTERM at epoch {trainer.current_epoch + 1}, step "
+                    f"{trainer.global_step}: {self.path} saved; the same command resumes"
+                )
 
 
 class TrainCLI(LightningCLI):
@@ -254,15 +269,30 @@ def _as_float(value: torch.Tensor | float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run LightningCLI on `args`, or on sys.argv (subcommand first: fit, validate or test)."""
+def _no_advert(record: logging.LogRecord) -> bool:
+    """Lightning's tip to install its cloud logger, in every run's output."""
+    return "litlogger" not in record.getMessage()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run LightningCLI on `args`, or on sys.argv (subcommand first: fit, validate or test).
+
+    Returns:
+        The exit status: 0, or 143 (128 + SIGTERM, as a shell reports it) when a SIGTERM
+        stopped training (`LatestCheckpoint` saved the step it stopped at).
+    """
     # Parse errors raise (`asr` prints them in one line) rather than printing the full usage.
     quiet = {"exit_on_error": False}
-    TrainCLI(
-        CTCModule,
-        SpeechDataModule,
-        args=args,
-        parser_kwargs={**quiet, **{command: quiet for command in TrainCLI.subcommands()}},
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-    )
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_advert)
+    try:
+        TrainCLI(
+            CTCModule,
+            SpeechDataModule,
+            args=args,
+            parser_kwargs={**quiet, **{command: quiet for command in TrainCLI.subcommands()}},
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+        )
+    except SIGTERMException:
+        return 128 + signal.SIGTERM
+    return 0

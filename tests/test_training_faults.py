@@ -146,6 +146,36 @@ def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tiny_corpus, t
     assert distance < 0.05, distance
 
 
+def test_sigterm_to_the_process_group_stops_cleanly_and_saves_the_step(tiny_corpus, tmp_path):
+    """`timeout`, SLURM and `kill -- -PGID` signal loader workers too: a worker dying at
+    once failed the trainer with a 100-line traceback before Lightning could stop."""
+    root = tmp_path / "terminated"
+    last = root / "checkpoints" / "last.ckpt"
+    command = [*fit_command(tiny_corpus / "manifest.jsonl", root), "--data.num_workers", "2"]
+    command[command.index("--trainer.max_steps") + 1] = "100000"
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while process.poll() is None and not last.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:  # a run that hangs must not outlive the test
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Traceback" not in err and "killed by signal" not in err
+    step = load_weights_only_checkpoint(last)["global_step"]
+    assert f"step {step}: {last} saved; the same command resumes" in out
+
+
 def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
     io = AtomicCheckpointIO()
     path = tmp_path / "last.ckpt"
