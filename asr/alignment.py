@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torchaudio.functional as AF
 
+from asr.features import valid_mask
 from asr.text import Tokenizer
 
 SPACE = " "
@@ -66,9 +67,29 @@ class UtteranceAlignment:
         return " ".join(w.word for w in self.words)
 
 
-def _n_repeats(ids: Sequence[int]) -> int:
-    """Number of adjacent equal tokens (each needs a blank between them in CTC)."""
-    return sum(1 for a, b in itertools.pairwise(ids) if a == b)
+def ctc_frames_needed(ids: Sequence[int]) -> int:
+    """Fewest CTC frames that can emit `ids`: one per label, plus a blank between each pair
+    of equal neighbours (else CTC would merge them). Labels "aa" need 3 frames, "ab" 2.
+
+    An utterance fits its transcript (a CTC alignment exists, the loss is finite) exactly
+    when its output frames are at least this; `ctc_frames_needed_batch` for padded batches.
+    """
+    return len(ids) + sum(1 for a, b in itertools.pairwise(ids) if a == b)
+
+
+def ctc_frames_needed_batch(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`ctc_frames_needed` of each label sequence of a padded batch.
+
+    Args:
+        tokens: (B, L) padded label ids; lengths: (B,) int64 valid labels.
+
+    Returns:
+        (B,) int64 frames needed.
+    """
+    # (B, L - 1), column j for the labels j and j + 1: equal, and both valid labels.
+    repeats = tokens[:, 1:] == tokens[:, :-1]
+    both_valid = valid_mask(lengths, tokens.shape[1])[:, 1:]  # label j + 1 valid, so j is too
+    return lengths + (repeats & both_valid).sum(dim=1)
 
 
 def _run_mean(labels: torch.Tensor, posteriors: torch.Tensor) -> float:
@@ -144,7 +165,7 @@ def align_words(
         blank = log_probs[:, tokenizer.blank_id].exp().mean()
         return UtteranceAlignment([], float(blank))
     ids = tokenizer.encode(" ".join(words))
-    if len(ids) + _n_repeats(ids) > frames:
+    if ctc_frames_needed(ids) > frames:
         raise ValueError(f"{text!r} needs more than the {frames} frames available")
     ids_tensor = torch.tensor([ids], dtype=torch.int32)
     aligned, scores = AF.forced_align(log_probs[None], ids_tensor, blank=tokenizer.blank_id)

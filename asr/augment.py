@@ -13,9 +13,11 @@ from dataclasses import dataclass, fields
 import torch
 
 from asr.audio import SAMPLE_RATE
-from asr.features import make_pad_mask
+from asr.features import HOP_LENGTH, make_pad_mask, valid_mask
 
-EDGE_FRAME = SAMPLE_RATE // 100  # samples (10 ms): the energy frame `cut_edges` cuts at
+# Samples (10 ms): the energy frame `cut_edges` cuts at; one feature hop, so that a cut
+# utterance keeps the feature frame grid of the uncut one.
+EDGE_FRAME = HOP_LENGTH
 NOISE_LOWEST_HZ = 100.0  # Hz; coloured training noise is flat below this frequency
 
 
@@ -199,7 +201,7 @@ def add_noise(
     shape = hz.clamp_min(NOISE_LOWEST_HZ) ** (-slope / 2)  # (N, K)
     shape[:, 0] = 0.0
     noise = torch.fft.irfft(white * shape, n=size)[:, :samples]  # (N, S)
-    noise = noise * ~make_pad_mask(lengths[rows], samples)  # none beyond each utterance
+    noise = noise * valid_mask(lengths[rows], samples)  # none beyond each utterance
     noise_power = noise.square().sum(1) / lengths[rows].clamp_min(1)  # (N,)
     gain = (power[rows] / 10 ** (snr[rows] / 10) / noise_power.clamp_min(1e-12)).sqrt()
     return audio.index_add(0, rows, noise * gain[:, None])

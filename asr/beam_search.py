@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torchaudio.models.decoder import ctc_decoder
 
-from asr.features import make_pad_mask
+from asr.features import valid_mask
 from asr.text import BLANK, Tokenizer, normalize_text
 
 SEPARATOR_TOKEN = "|"
@@ -37,7 +37,9 @@ SPACE = " "
 UNK_WORD = "<unk>"
 DEFAULT_BEAM_SIZE = 32
 DEFAULT_BEAM_THRESHOLD = 20.0  # log-prob margin; flashlight's 50 gave the same dev WER, 1.2x slower
-DEFAULT_LM_WEIGHT = 1.0
+# LM weight (natural-log units) of every path: `asr transcribe`/`asr evaluate` and the Python
+# API (`DecodingOptions`), `asr set-decoding`, and this decoder.
+DEFAULT_LM_WEIGHT = 0.5
 # Log-probability of every non-separator token in the frame appended to each utterance in
 # lexicon mode (finite: flashlight's pruning arithmetic does not like -inf).
 _NEG_LOG_PROB = -1.0e5
@@ -264,7 +266,7 @@ class BeamSearchDecoder:
             )
         original_lengths = lengths.detach().to("cpu", torch.int64).clamp(0, log_probs.shape[1])
         emissions, decode_lengths = self._prepare(log_probs, lengths)
-        valid = ~make_pad_mask(original_lengths, emissions.shape[1])  # (B, T)
+        valid = valid_mask(original_lengths, emissions.shape[1])  # (B, T)
         nan = (torch.isnan(emissions).any(-1) & valid).any(-1)  # (B,)
         if nan.any():  # flashlight would return no hypothesis at all for them
             raise ValueError(f"log_probs hold NaN (utterances {nan.nonzero()[:, 0].tolist()})")

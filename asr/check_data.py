@@ -17,7 +17,6 @@ script can stop before training.
 """
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -25,12 +24,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.audio import AudioError, audio_info, load_audio
+from asr.alignment import ctc_frames_needed
+from asr.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
 from asr.features import HOP_LENGTH, num_frames
 from asr.manifest import _check_record
+from asr.model import subsampled_length
 from asr.text import Tokenizer, normalize_text
 
 DURATION_TOLERANCE_S = 0.1  # seconds of disagreement between manifest and file allowed
+# The time subsampling of every corpus recipe's model; the strict choice: data checked for
+# 2 passes utterances too short for a model that subsamples by 4.
+DEFAULT_SUBSAMPLING = 4
 
 
 @dataclass
@@ -47,23 +51,14 @@ class Problem:
         return f"{self.kind}\tline {self.line}\t{json.dumps(self.audio)}\t{self.detail}"
 
 
-def ctc_frames_needed(tokens: Sequence[int]) -> int:
-    """Fewest CTC output frames that can emit `tokens`: one each, plus a blank between repeats."""
-    repeats = sum(1 for a, b in itertools.pairwise(tokens) if a == b)
-    return len(tokens) + repeats
-
-
 def output_frames(num_samples: int, subsampling: int) -> int:
-    """Model output frames for `num_samples` of 16 kHz audio with this subsampling factor."""
-    frames = int(num_frames(num_samples))
-    for _ in range(subsampling.bit_length() - 1):  # each conv: kernel 3, stride 2, padding 1
-        frames = (frames - 1) // 2 + 1
-    return frames
+    """Model output frames for `num_samples` of SAMPLE_RATE audio with this subsampling factor."""
+    return int(subsampled_length(num_frames(num_samples), subsampling))
 
 
 def check_manifest(
     path: str | Path,
-    subsampling: int = 2,
+    subsampling: int = DEFAULT_SUBSAMPLING,
     tolerance: float = DURATION_TOLERANCE_S,
     read_audio: bool = False,
 ) -> tuple[list[Problem], int]:
@@ -133,7 +128,7 @@ def _check_one(
     if abs(actual - record["duration"]) > tolerance:
         detail = f"manifest says {record['duration']:.3f} s, the file holds {actual:.3f} s"
         problems.append(Problem("duration", number, audio, detail))
-    samples = round(actual * 16_000)
+    samples = round(actual * SAMPLE_RATE)  # as loading resamples to SAMPLE_RATE
     frames = output_frames(samples, subsampling)
     needed = ctc_frames_needed(tokenizer.encode(normalized))
     if frames < needed:
@@ -154,9 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--subsampling",
         type=int,
-        default=4,
+        default=DEFAULT_SUBSAMPLING,
         choices=(1, 2, 4),
-        help="the model's time subsampling (default: 4, as in every corpus recipe's config)",
+        help=f"the model's time subsampling (default: {DEFAULT_SUBSAMPLING}, as in every "
+        "corpus recipe's config)",
     )
     parser.add_argument(
         "--tolerance",

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from asr.decoding import token_frames
+from asr.features import valid_mask
 from asr.text import Tokenizer, normalize_text
 
 DEFAULT_REJECTION_THRESHOLD = 0.5
@@ -68,13 +70,10 @@ def free_best_path(
         ``(scores, n_tokens)``: (B,) float sum of the per-frame max log-probabilities over the
         valid frames, and (B,) int64 number of tokens of the collapsed argmax path.
     """
-    frames = log_probs.shape[1]
-    valid = torch.arange(frames, device=log_probs.device)[None, :] < lengths[:, None]
+    valid = valid_mask(lengths, log_probs.shape[1])  # (B, T)
     best, ids = log_probs.max(dim=-1)  # (B, T)
     scores = torch.where(valid, best, torch.zeros_like(best)).sum(dim=1)
-    changed = torch.ones_like(valid)
-    changed[:, 1:] = ids[:, 1:] != ids[:, :-1]
-    n_tokens = (changed & (ids != 0) & valid).sum(dim=1)
+    n_tokens = token_frames(ids, lengths).sum(dim=1)  # the tokens greedy decoding gives
     return scores, n_tokens
 
 

@@ -16,7 +16,7 @@ DEFAULT_DYNAMIC_RANGE_DB = 80.0
 NORMALIZATIONS = ("utterance", "speech", "none")
 # "speech" normalisation takes its statistics from the frames within this range of the
 # utterance's loudest frame, so silence around the speech does not change them.
-SPEECH_RANGE_DB = 30.0
+NORMALIZATION_RANGE_DB = 30.0  # dB
 # Vocal tract length perturbation keeps this share of the band (and everything above it)
 # from being squeezed past the Nyquist frequency (Jaitly & Hinton, 2013).
 WARP_BOUNDARY = 0.8
@@ -38,7 +38,7 @@ class LogMel(nn.Module):
     Args:
         normalization: "utterance" (per-utterance mean/variance per mel bin, over the valid
             frames), "speech" (the same, with statistics from the valid frames within
-            SPEECH_RANGE_DB of the loudest frame only, so leading or trailing silence of any
+            NORMALIZATION_RANGE_DB of the loudest frame only, so leading or trailing silence of any
             length leaves the speech frames' values unchanged) or "none".
         dynamic_range_db: floor each utterance's mel powers this many dB below its loudest
             (None: only the absolute LOG_FLOOR, as models trained before this option).
@@ -199,13 +199,18 @@ def warped_filterbanks(filterbank: torch.Tensor, factors: torch.Tensor) -> torch
     return banks
 
 
+def valid_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """(B,) lengths -> (B, max_length) bool, True at valid positions (`~make_pad_mask`)."""
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
 def make_pad_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
-    """(B,) lengths -> (B, max_length) bool, True at padded positions."""
-    return torch.arange(max_length, device=lengths.device)[None, :] >= lengths[:, None]
+    """(B,) lengths -> (B, max_length) bool, True at padded positions (`~valid_mask`)."""
+    return ~valid_mask(lengths, max_length)
 
 
 def speech_frames(mel: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
-    """Frames whose energy is within SPEECH_RANGE_DB of the utterance's loudest frame.
+    """Frames whose energy is within NORMALIZATION_RANGE_DB of the utterance's loudest frame.
 
     Args:
         mel: (B, T, F) mel powers; pad_mask: (B, T, 1) True at padding.
@@ -215,7 +220,7 @@ def speech_frames(mel: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
     """
     energy = mel.sum(-1, keepdim=True).masked_fill(pad_mask, 0.0)  # (B, T, 1)
     loudest = energy.amax(dim=1, keepdim=True)  # (B, 1, 1)
-    return energy >= loudest * 10 ** (-SPEECH_RANGE_DB / 10)
+    return energy >= loudest * 10 ** (-NORMALIZATION_RANGE_DB / 10)
 
 
 def normalize_utterances(

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
+from asr.alignment import ctc_frames_needed_batch
 from asr.augment import WaveformAugment, check_range_db
 from asr.decoding import greedy_texts
 from asr.features import DEFAULT_DYNAMIC_RANGE_DB, N_MELS, LogMel
@@ -224,7 +225,7 @@ class CTCModule(L.LightningModule):
                 # Infeasible items (inf loss) become 0 so the mask below can drop them.
                 zero_infinity=True,
             )
-        feasible = out_lengths >= ctc_frames_needed(batch["tokens"], batch["token_lengths"])
+        feasible = out_lengths >= ctc_frames_needed_batch(batch["tokens"], batch["token_lengths"])
         if stage == "train":
             self.skipped_utterances += int((~feasible).sum())
             self.log("train_skipped_utterances", float(self.skipped_utterances), batch_size=1)
@@ -359,17 +360,3 @@ class CTCModule(L.LightningModule):
             self.hparams.dynamic_range_db,
             self.hparams.std_floor,
         )
-
-
-def ctc_frames_needed(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Fewest CTC frames for each label sequence: its length plus one blank per repeat.
-
-    Args:
-        tokens: (B, L) padded label ids; lengths: (B,) valid labels.
-
-    Returns:
-        (B,) int64 frames needed.
-    """
-    repeats = tokens[:, 1:] == tokens[:, :-1]
-    valid = torch.arange(1, tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]
-    return lengths + (repeats & valid).sum(dim=1)

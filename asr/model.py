@@ -42,6 +42,22 @@ class ModelConfig:
         return asdict(self)
 
 
+def subsampled_length(frames: torch.Tensor | int, subsampling: int) -> torch.Tensor | int:
+    """Output frames of `ConvSubsampling` (or of no convs, `subsampling` 1) for `frames` input
+    frames: each stride-2 conv (kernel 3, padding 1) turns n frames into ceil(n / 2).
+
+    Args:
+        frames: (B,) int64 tensor or an int.
+        subsampling: 1, 2 or 4.
+
+    Returns:
+        The same type and shape as `frames`.
+    """
+    for _ in range(subsampling.bit_length() - 1):  # log2(subsampling) convs
+        frames = (frames - 1) // 2 + 1
+    return frames
+
+
 class ConvSubsampling(nn.Module):
     """log2(factor) stride-2 1-D convolutions over time, each followed by GELU.
 
@@ -63,7 +79,8 @@ class ConvSubsampling(nn.Module):
         x = x.transpose(1, 2)  # (B, F, T): Conv1d wants channels first
         for conv in self.convs:
             x = nn.functional.gelu(conv(x))
-            lengths = (lengths - 1) // 2 + 1  # kernel 3, stride 2, padding 1
+            lengths = subsampled_length(lengths, 2)  # one stride-2 conv
+            # `asr.features.valid_mask`, written out: this module imports only torch.
             valid = torch.arange(x.shape[-1], device=x.device)[None, :] < lengths[:, None]
             x = x * valid[:, None, :]
         return x.transpose(1, 2), lengths  # (B, T', C)
@@ -96,9 +113,7 @@ class AcousticModel(nn.Module):
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Input frames (B,) -> output frames (B,) after subsampling."""
-        for _ in range(self.config.subsampling.bit_length() - 1):
-            lengths = (lengths - 1) // 2 + 1
-        return lengths
+        return subsampled_length(lengths, self.config.subsampling)
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor

@@ -88,7 +88,7 @@ def set_decoding(
     words: list[str] | None,
     lm_arpa: str | None = None,
     beam_size: int | None = None,
-    lm_weight: float = 0.5,
+    lm_weight: float | None = None,
     word_score: float = 0.0,
 ) -> None:
     """Copy a model file, storing (or, with `words=None`, removing) its default decoding.
@@ -97,15 +97,17 @@ def set_decoding(
         words: the lexicon: beam search will only spell these words.
         lm_arpa: the text of an ARPA word n-gram model over those words, or None.
         beam_size, lm_weight, word_score: beam-search settings (see
-            `asr.beam_search.BeamSearchDecoder`); beam_size None: its DEFAULT_BEAM_SIZE.
+            `asr.beam_search.BeamSearchDecoder`); beam_size and lm_weight None: its
+            DEFAULT_BEAM_SIZE and DEFAULT_LM_WEIGHT.
     """
     header = read_header(path)
     header.pop("decoding", None)
     if words is not None:
-        if beam_size is None:
-            from asr.beam_search import DEFAULT_BEAM_SIZE  # imports the decoder: only here
+        # Imports the decoder: only here.
+        from asr.beam_search import DEFAULT_BEAM_SIZE, DEFAULT_LM_WEIGHT
 
-            beam_size = DEFAULT_BEAM_SIZE
+        beam_size = DEFAULT_BEAM_SIZE if beam_size is None else beam_size
+        lm_weight = DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight
         header["decoding"] = {
             "beam_size": beam_size,
             "lexicon": list(words),

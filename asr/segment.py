@@ -13,11 +13,14 @@ import math
 import numpy as np
 
 from asr.audio import SAMPLE_RATE, chunk_starts
+from asr.features import HOP_LENGTH
 
 MIN_PAUSE_SECONDS = 0.5  # default: shorter silences do not cut (pauses inside a command)
 KEEP_SECONDS = 0.15  # silence a piece keeps of each pause it was cut from
-FRAME_SECONDS = 0.01  # energy frames for finding pauses
-SPEECH_RANGE_DB = 40.0  # a frame this far below the loudest is silent...
+# Seconds (10 ms) per energy frame for finding pauses: one feature hop, as the word times
+# of `asr.transcribe` use sound frames as feature frames.
+FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE
+SOUND_RANGE_DB = 40.0  # a frame this far below the loudest is silent...
 FLOOR_MARGIN_DB = 10.0  # ... and so is one within this of the noise floor
 NOISE_FLOOR_PERCENTILE = 10  # of the frames' energies: the noise floor
 MIN_RANGE_DB = 15.0  # noisier input (the loudest frame this close to the floor) is not cut
@@ -33,7 +36,7 @@ def check_min_pause(min_pause: float | None) -> None:
 def sound_frames(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray | None:
     """Which FRAME_SECONDS frames of the audio sound, and which are silent.
 
-    A frame is silent when its energy is SPEECH_RANGE_DB below the loudest frame's, or within
+    A frame is silent when its energy is SOUND_RANGE_DB below the loudest frame's, or within
     FLOOR_MARGIN_DB of the noise floor (the NOISE_FLOOR_PERCENTILE-th percentile of the
     frames' energies), whichever is higher. A frame's energy is its variance, not its mean
     square, so that a DC offset is no sound.
@@ -59,7 +62,7 @@ def sound_frames(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarra
     floor = np.percentile(db, NOISE_FLOOR_PERCENTILE)
     if loudest - floor < MIN_RANGE_DB:
         return None
-    return db >= max(loudest - SPEECH_RANGE_DB, floor + FLOOR_MARGIN_DB)
+    return db >= max(loudest - SOUND_RANGE_DB, floor + FLOOR_MARGIN_DB)
 
 
 def snap_to_sound(start: float, end: float, sound: np.ndarray | None) -> tuple[float, float]:

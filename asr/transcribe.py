@@ -16,7 +16,7 @@ from tqdm import tqdm
 from asr import segment
 from asr.alignment import Word, align_batch
 from asr.audio import SAMPLE_RATE, AudioError, load_audio, resample
-from asr.beam_search import BeamSearchDecoder, read_word_list
+from asr.beam_search import DEFAULT_LM_WEIGHT, BeamSearchDecoder, read_word_list
 from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
 from asr.features import LogMel, make_pad_mask
@@ -75,7 +75,7 @@ class DecodingOptions:
     beam_size: int = 1
     lexicon: str | None = None
     lm: str | None = None
-    lm_weight: float = 0.5
+    lm_weight: float = DEFAULT_LM_WEIGHT
     word_score: float = 0.0
     commands: tuple[str, ...] | None = None
     rejection_threshold: float = DEFAULT_REJECTION_THRESHOLD
@@ -133,7 +133,7 @@ class Recognizer:
         self.tokenizer = tokenizer
         self.features = LogMel(**feature_settings(header))
         self.header = header
-        self.frame_shift = 0.01 * model.config.subsampling  # seconds per output frame
+        self.frame_shift = segment.FRAME_SECONDS * model.config.subsampling  # s per output frame
         self.default_options = self._model_decoding(header.get("decoding"))
 
     def _model_decoding(self, decoding: dict | None) -> DecodingOptions:

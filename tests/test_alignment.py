@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from asr.alignment import align_batch, align_words
+from asr.alignment import align_batch, align_words, ctc_frames_needed, ctc_frames_needed_batch
 from asr.text import Tokenizer
 
 TOKENIZER = Tokenizer()
@@ -109,4 +109,27 @@ def test_batch_uses_valid_frames_only() -> None:
     assert results[1].words[0].end == pytest.approx(0.03)
     assert results[1].confidence == pytest.approx(
         align_words(short, "on", TOKENIZER, 0.01).confidence
+    )
+
+
+def test_ctc_frames_needed_counts_repeats() -> None:
+    tokens = TOKENIZER.encode("hello")  # "ll" needs a blank between the two l's
+    assert ctc_frames_needed(tokens) == 6
+    assert ctc_frames_needed([]) == 0
+
+
+def test_ctc_frames_needed_on_hand_built_cases_and_padded_batches() -> None:
+    texts = ["aa", "ab", "aab", "a", ""]
+    ids = [TOKENIZER.encode(t) for t in texts]
+    assert [ctc_frames_needed(x) for x in ids] == [3, 2, 4, 1, 0]
+    # Padded with copies of the last label (and 0s): padding must never count as a repeat.
+    tokens = torch.zeros(len(ids), 4, dtype=torch.int64)
+    for row, x in zip(tokens, ids, strict=True):
+        row[: len(x)] = torch.tensor(x, dtype=torch.int64)
+    tokens[3, 1:] = tokens[3, 0]
+    lengths = torch.tensor([len(x) for x in ids])
+    assert ctc_frames_needed_batch(tokens, lengths).tolist() == [3, 2, 4, 1, 0]
+    assert (
+        ctc_frames_needed_batch(tokens[:, :0], torch.zeros(5, dtype=torch.int64)).tolist()
+        == [0] * 5
     )

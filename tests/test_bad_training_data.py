@@ -4,9 +4,10 @@ import lightning as L
 import pytest
 import torch
 
-from asr.check_data import ctc_frames_needed as frames_needed_list
+from asr.alignment import ctc_frames_needed as frames_needed_list
+from asr.alignment import ctc_frames_needed_batch as ctc_frames_needed
 from asr.datamodule import SpeechDataModule
-from asr.lightning_module import CTCModule, ctc_frames_needed
+from asr.lightning_module import CTCModule
 
 
 def small_module(**kwargs) -> CTCModule:

@@ -263,3 +263,13 @@ def test_long_unsure_utterance_keeps_its_word() -> None:
     hypothesis = decoder.decode(log_probs, lengths)[0]
     assert hypothesis.score < -50_000
     assert hypothesis.text == "six"
+
+
+def test_one_default_lm_weight_for_the_decoder_and_the_transcribe_options() -> None:
+    import inspect
+
+    from asr.beam_search import DEFAULT_LM_WEIGHT
+    from asr.transcribe import DecodingOptions
+
+    decoder_default = inspect.signature(BeamSearchDecoder).parameters["lm_weight"].default
+    assert decoder_default == DecodingOptions().lm_weight == DEFAULT_LM_WEIGHT

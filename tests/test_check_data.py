@@ -6,19 +6,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.check_data import check_manifest, ctc_frames_needed, main
-from asr.text import Tokenizer
+from asr.check_data import check_manifest, main
 
 
 def write_lines(path, lines):
     path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
     return path
-
-
-def test_ctc_frames_needed_counts_repeats():
-    tokens = Tokenizer().encode("hello")  # "ll" needs a blank between the two l's
-    assert ctc_frames_needed(tokens) == 6
-    assert ctc_frames_needed([]) == 0
 
 
 def test_every_problem_is_reported_with_its_line(tiny_corpus, tmp_path, capsys):

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from asr.commands import CommandDecoder, free_best_path
+from asr.decoding import greedy_decode
 from asr.text import Tokenizer
 
 TOKENIZER = Tokenizer()
@@ -104,6 +105,14 @@ def test_free_best_path() -> None:
     scores, n_tokens = free_best_path(lp, lengths)
     assert n_tokens.tolist() == [3, 1]
     assert scores[1].item() == pytest.approx(3 * math.log(0.9 / (0.9 + 28 * FLOOR)), rel=1e-5)
+
+
+def test_free_best_path_counts_the_tokens_greedy_decoding_gives() -> None:
+    lp = torch.randn(3, 20, len(TOKENIZER), generator=torch.Generator().manual_seed(0))
+    lp[:, :, 0] += 1.0  # blank runs between the tokens, as in real emissions
+    lengths = torch.tensor([20, 7, 0])
+    _, n_tokens = free_best_path(lp.log_softmax(-1), lengths)
+    assert n_tokens.tolist() == [len(ids) for ids in greedy_decode(lp, lengths)]
 
 
 def test_bad_phrase_lists() -> None:

@@ -168,11 +168,20 @@ def test_std_floor_leaves_bins_that_vary_more_alone():
 
 
 def test_speech_frames_are_within_the_range_of_the_loudest():
-    from asr.features import SPEECH_RANGE_DB, speech_frames
+    from asr.features import NORMALIZATION_RANGE_DB, speech_frames
 
     mel = torch.ones(1, 6, N_MELS)
-    mel[0, :, :] *= torch.tensor([1.0, 0.5, 10 ** (-SPEECH_RANGE_DB / 10) * 1.01, 1e-4, 0, 5])[
-        :, None
-    ]
+    mel[0, :, :] *= torch.tensor(
+        [1.0, 0.5, 10 ** (-NORMALIZATION_RANGE_DB / 10) * 1.01, 1e-4, 0, 5]
+    )[:, None]
     pad = torch.tensor([False] * 5 + [True])[None, :, None]  # the loud last frame is padding
     assert speech_frames(mel, pad)[0, :, 0].tolist() == [True, True, True, False, False, False]
+
+
+def test_valid_mask_is_the_pad_masks_complement():
+    from asr.features import make_pad_mask, valid_mask
+
+    lengths = torch.tensor([2, 0, 3])
+    expected = [[True, True, False], [False, False, False], [True, True, True]]
+    assert valid_mask(lengths, 3).tolist() == expected
+    assert torch.equal(make_pad_mask(lengths, 3), ~valid_mask(lengths, 3))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from asr.model import AcousticModel, ModelConfig
+from asr.model import AcousticModel, ConvSubsampling, ModelConfig, subsampled_length
 
 
 @pytest.mark.parametrize(
@@ -80,3 +80,13 @@ def test_quantised_model_runs_padded_batches():
     n = int(out_lengths[1])
     # int8 activations are scaled per batch, so the batch and the item alone differ a little
     torch.testing.assert_close(batched[1, :n], alone[0], atol=2e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("subsampling", [2, 4])
+def test_subsampled_length_is_what_the_convs_output(subsampling):
+    """`asr check-data` counts output frames with the integer form of the model's formula."""
+    convs = ConvSubsampling(80, 8, subsampling)
+    for n in range(1, 12):
+        x, lengths = convs(torch.randn(1, n, 80), torch.tensor([n]))
+        assert subsampled_length(n, subsampling) == x.shape[1] == int(lengths[0])
+    assert subsampled_length(7, 1) == 7

@@ -133,3 +133,13 @@ def test_bundled_names_the_packaged_model(tmp_path, monkeypatch):
         model_path("bundled")
     (tmp_path / "packaged.safetensors").touch()
     assert model_path("bundled") == model_path(None) == tmp_path / "packaged.safetensors"
+
+
+def test_set_decoding_stores_the_decoders_default_lm_weight(tmp_path):
+    from asr.beam_search import DEFAULT_BEAM_SIZE, DEFAULT_LM_WEIGHT
+
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, small_model(), Tokenizer(), "utterance")
+    model_file.set_decoding(path, path, ["go", "left"])
+    decoding = read_header(path)["decoding"]
+    assert (decoding["beam_size"], decoding["lm_weight"]) == (DEFAULT_BEAM_SIZE, DEFAULT_LM_WEIGHT)
