@@ -15,6 +15,13 @@ score does not depend on utterance or phrase length::
 
 i.e. the geometric-mean, per character, likelihood ratio of the phrase against free decoding
 (``LL`` sums over alignments and can exceed ``F`` for a perfect match; that is clipped to 1).
+The ratio rejects speech that says something else, but not noise: free decoding of noise
+hears a faint short word ("go"), the phrase "go" matches it, and the ratio is 1. So the score
+is the ratio times the phrase's confidence, the mean posterior of its characters along its
+forced alignment (`asr.alignment`), which is low where the model hears a word only faintly::
+
+    score = ratio * confidence   in [0, 1]
+
 An utterance is rejected when ``score < threshold``, or when no phrase fits its frames (every
 ``LL`` is ``-inf``); rejected utterances get the text ``""``.
 """
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from asr.alignment import align_words
 from asr.decoding import token_frames
 from asr.features import valid_mask
 from asr.text import Tokenizer, normalize_text
@@ -173,10 +181,15 @@ class CommandDecoder:
             ratio = ((best_ll - free_score).clamp(max=0.0) / n_tokens.clamp(min=1)).exp()
             ratio = torch.nan_to_num(ratio, nan=0.0)  # -inf - (-inf) cannot happen, but be safe
         results = []
-        for ll, index, score in zip(
-            best_ll.tolist(), best_index.tolist(), ratio.tolist(), strict=True
+        for b, (ll, index, phrase_ratio) in enumerate(
+            zip(best_ll.tolist(), best_index.tolist(), ratio.tolist(), strict=True)
         ):
             phrase = self.phrases[index]
+            score = 0.0
+            if ll > -math.inf:  # the phrase fits the frames, so it can be aligned
+                emissions = log_probs[b, : int(lengths[b])]  # (T_b, V)
+                alignment = align_words(emissions, phrase, self.tokenizer, frame_shift=1.0)
+                score = phrase_ratio * alignment.confidence
             # A phrase that does not fit the frames cannot be the answer, whatever the threshold.
             rejected = ll == -math.inf or (self.threshold is not None and score < self.threshold)
             results.append(

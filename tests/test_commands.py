@@ -64,6 +64,30 @@ def test_rejects_out_of_list_speech() -> None:
     assert not CommandDecoder(PHRASES, TOKENIZER, threshold=None)(lp, lengths)[0].rejected
 
 
+def faint(text: str, letter: float = 0.3, blank: float = 0.5) -> torch.Tensor:
+    """(T, V) log-probs of noise in which the model hears `text` faintly: each character is
+    the most likely token of its frame at probability `letter`, the blank between them at
+    `blank`, the rest spread over all other tokens."""
+    rows = []
+    for token in ["", *[x for c in text for x in (c, "")]]:
+        peak = blank if token == "" else letter
+        p = torch.full((len(TOKENIZER),), (1 - peak) / (len(TOKENIZER) - 1))
+        p[0 if token == "" else TOKENIZER.vocabulary.index(token)] = peak
+        rows.append(p)
+    return torch.stack(rows).log()
+
+
+def test_a_phrase_heard_only_faintly_is_rejected() -> None:
+    """Free decoding of noise hears a faint "go" and the phrase "go" matches it: the
+    likelihood ratio alone scored it 1 and accepted it (as 88 % of noise clips, measured
+    on the bundled model); the phrase's confidence rejects it."""
+    lp, lengths = batch(faint("go"), emissions("go"))
+    assert greedy_decode(lp, lengths)[0] == TOKENIZER.encode("go")  # what free decoding hears
+    noise, spoken = CommandDecoder(["go", "stop"], TOKENIZER, threshold=0.5)(lp, lengths)
+    assert noise.phrase == "go" and noise.rejected and noise.score < 0.5
+    assert spoken.text == "go" and spoken.score > 0.8
+
+
 def test_log_likelihood_is_exact_ctc() -> None:
     lp, lengths = batch(emissions("stop"))
     scores = CommandDecoder(["stop", "top"], TOKENIZER).log_likelihoods(lp, lengths)

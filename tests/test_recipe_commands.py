@@ -552,3 +552,23 @@ def test_speak_accented_utterance(tmp_path):
     assert "shuffled" not in record
     shuffled = synthesize.plan("train", 1, seed=0, pool="train", shuffle_probability=1.0)[0]
     assert synthesize.synthesize(shuffled, tmp_path)["shuffled"] is True
+
+
+# --- noise_rejection ---------------------------------------------------------------------------
+def test_noise_clips_are_the_same_every_run_at_their_levels():
+    noise_rejection = load("noise_rejection")
+    first, again = list(noise_rejection.clips()), list(noise_rejection.clips())
+    assert [n for n, _ in first] == [n for n, _ in again]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(first, again, strict=True))
+    peaks = {name: float(np.abs(audio).max()) for name, audio in first}
+    assert peaks["white noise 0.003 0.6 s"] == pytest.approx(0.003, rel=1e-5)
+    assert peaks["brown noise 0.9 2.0 s"] == pytest.approx(0.9, rel=1e-5)
+    sizes = {name: len(audio) for name, audio in first}
+    assert sizes["pink noise 0.1 0.6 s"] == round(0.6 * SAMPLE_RATE)
+    assert all(audio.dtype == np.float32 for _, audio in first)
+    # Brown noise carries its power low, white noise spreads it: the colour is really there.
+    spectrum = {
+        name: np.abs(np.fft.rfft(audio)) ** 2 for name, audio in first if name.endswith("2.0 s")
+    }
+    low = {name: s[: len(s) // 16].sum() / s.sum() for name, s in spectrum.items()}
+    assert low["brown noise 0.1 2.0 s"] > 0.9 > 0.2 > low["white noise 0.1 2.0 s"]
