@@ -4,14 +4,15 @@ import dataclasses
 import itertools
 import math
 import random
+import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from asr.audio import SAMPLE_RATE, load_audio, resample
+from asr.audio import SAMPLE_RATE, AudioError, load_audio, resample
 from asr.augment import WaveformAugment
-from asr.features import num_frames
+from asr.features import HOP_LENGTH, num_frames
 from asr.text import Tokenizer, normalize_text
 
 SPEED_RATE_STEP = 100  # Hz; speed perturbation resamples from a multiple of this rate
@@ -26,6 +27,10 @@ class SpeechDataset(Dataset):
     speed or draws silence): the audio is then resampled to play that many times faster
     (speed perturbation, pitch included), and the silence amounts (samples) travel with the
     item into the batch (`collate`), which adds them (`asr.augment.WaveformAugment`).
+
+    A file that cannot be read (damaged since the manifest was made) gives a warning naming
+    it and an item marked unreadable (a frame of silence), which the step leaves out of its
+    loss and scores: one bad file does not end a long run.
 
     Args:
         records: dicts with "audio" (absolute path) and "text".
@@ -42,13 +47,20 @@ class SpeechDataset(Dataset):
     def __getitem__(self, key: int | tuple) -> dict:
         index, factor, *silence = key if isinstance(key, tuple) else (key, 1.0)
         record = self.records[index]
-        audio = torch.from_numpy(load_audio(record["audio"]))
+        readable = True
+        try:
+            audio = torch.from_numpy(load_audio(record["audio"]))
+        except AudioError as err:
+            warnings.warn(f"{err}; left out of this step", stacklevel=2)
+            audio, factor, readable = torch.zeros(HOP_LENGTH), 1.0, False
         if factor != 1.0:
             # Playing `factor` times faster = treating the audio as recorded at rate*factor.
             audio = resample(audio, speed_rate(factor), SAMPLE_RATE)
         text = normalize_text(record["text"])
         tokens = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
         item = {"index": index, "audio": audio, "tokens": tokens, "text": text}
+        if not readable:
+            item["unreadable"] = True
         if silence:
             item["silence"] = tuple(silence)
         return item
@@ -64,7 +76,8 @@ def collate(items: list[dict], augment: WaveformAugment | None = None) -> dict:
 
     Returns:
         dict with audio (B, S) float32, audio_lengths (B,) int64, tokens (B, L) int64,
-        token_lengths (B,) int64, texts list[str], indices (B,) int64; without `augment`,
+        token_lengths (B,) int64, texts list[str], indices (B,) int64, readable (B,) bool
+        (False for a file that could not be read: leave it out); without `augment`,
         when the items carry silence to add, silence (2, B) int64 samples before and after
         each; with it, augmented: `augment`'s settings as a dict (a plain value that
         Lightning's transfer to the device leaves alone; the training step then applies none).
@@ -83,6 +96,7 @@ def collate(items: list[dict], augment: WaveformAugment | None = None) -> dict:
         "token_lengths": token_lengths,
         "texts": [it["text"] for it in items],
         "indices": torch.tensor([it["index"] for it in items], dtype=torch.long),
+        "readable": torch.tensor([not it.get("unreadable") for it in items]),
     }
     if any("silence" in it for it in items):
         silence = [it.get("silence", (0, 0)) for it in items]

@@ -1,6 +1,7 @@
 """Lightning data module: manifests -> bucketed, distributed-aware dataloaders."""
 
 import os
+import warnings
 from collections.abc import Sequence
 from functools import partial
 
@@ -58,6 +59,7 @@ class SpeechDataModule(L.LightningDataModule):
         if isinstance(manifests, str):
             manifests = [manifests]
         records = [r for m in manifests for r in read_manifest(m)]
+        records = present(records, manifests)
         dataset = SpeechDataset(records, self.tokenizer)
         sampler = DurationBatchSampler(
             [r["duration"] for r in records],
@@ -116,3 +118,27 @@ def leave_signals_to_the_trainer(worker_id: int) -> None:
     worker with SIGTERM.)
     """
     os.setpgrp()
+
+
+def present(records: list[dict], manifests: Sequence[str]) -> list[dict]:
+    """The records whose audio file exists; a warning names the missing ones (a mistyped
+    path or a folder moved since the manifest was made): a run should not stop at the first
+    of them hours in.
+
+    Raises:
+        FileNotFoundError: none of the audio files exists.
+    """
+    missing = [r["audio"] for r in records if not os.path.isfile(r["audio"])]
+    if not missing:
+        return records
+    where = ", ".join(manifests)
+    if len(missing) == len(records):
+        raise FileNotFoundError(f"{where}: none of its {len(records)} audio files exists")
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    warnings.warn(
+        f"{where}: {len(missing)} of {len(records)} audio files are missing and left out "
+        f"({shown}; `asr check-data` lists them)",
+        stacklevel=2,
+    )
+    gone = set(missing)
+    return [r for r in records if r["audio"] not in gone]

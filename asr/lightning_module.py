@@ -226,6 +226,9 @@ class CTCModule(L.LightningModule):
                 zero_infinity=True,
             )
         feasible = out_lengths >= ctc_frames_needed_batch(batch["tokens"], batch["token_lengths"])
+        readable = batch.get("readable", torch.ones_like(feasible))  # (B,) bool
+        unscorable = int((~feasible & readable).sum())  # too short for their transcripts
+        feasible &= readable
         if stage == "train":
             self.skipped_utterances += int((~feasible).sum())
             self.log("train_skipped_utterances", float(self.skipped_utterances), batch_size=1)
@@ -235,11 +238,14 @@ class CTCModule(L.LightningModule):
         else:  # summed over the utterances CTC can score; logged at the epoch's end
             loss = losses[feasible].mean()  # NaN when none can be
             self._scored += torch.stack([losses[feasible].sum(), feasible.sum()]).double()
-            self._unscorable += int((~feasible).sum())
+            self._unscorable += unscorable
         if stage != "train":
             hyps = greedy_texts(log_probs, out_lengths, self.tokenizer)
-            self._errors["wer"] += word_errors(batch["texts"], hyps)
-            self._errors["cer"] += char_errors(batch["texts"], hyps)
+            keep = readable.tolist()
+            refs = [t for t, k in zip(batch["texts"], keep, strict=True) if k]
+            hyps = [h for h, k in zip(hyps, keep, strict=True) if k]
+            self._errors["wer"] += word_errors(refs, hyps)
+            self._errors["cer"] += char_errors(refs, hyps)
         return loss
 
     def on_train_epoch_start(self) -> None:

@@ -284,6 +284,8 @@ def main(args: list[str] | None = None) -> int:
     # Parse errors raise (`asr` prints them in one line) rather than printing the full usage.
     quiet = {"exit_on_error": False}
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_advert)
+    # Lightning 2.6 on torch 2.14 warns about its own use of a torch API in every run.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
     try:
         TrainCLI(
             CTCModule,

@@ -1,5 +1,7 @@
 """Training never turns bad data into NaN/inf updates: bad items and steps are skipped."""
 
+import math
+
 import lightning as L
 import pytest
 import torch
@@ -136,3 +138,52 @@ def test_non_finite_step_is_skipped_with_a_warning_and_counted(tiny_corpus):
     assert all(torch.isfinite(p).all() for p in snapshots.params)
     assert module.skipped_steps == 1
     assert trainer.callback_metrics["train_skipped_steps"] == 1.0
+
+
+def test_missing_and_unreadable_audio_are_left_out_and_named(tiny_corpus, tmp_path):
+    """A missing file in a manifest crashed `asr fit` at its first batch (a 72-line
+    traceback), a file damaged since the manifest was made wherever it came up."""
+    import json
+
+    lines = (tiny_corpus / "manifest.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for r in records:
+        r["audio"] = str(tiny_corpus / r["audio"])
+    damaged = tmp_path / "damaged.wav"
+    damaged.write_text("not audio any more")
+    missing = tmp_path / "moved.wav"
+    records += [
+        {"audio": str(damaged), "text": "go", "duration": 0.6},
+        {"audio": str(missing), "text": "stop", "duration": 0.6},
+    ]
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    torch.manual_seed(0)
+    module = small_module()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    data = SpeechDataModule(str(manifest), str(manifest), max_frames=250, num_workers=0)
+    with pytest.warns(UserWarning) as caught:
+        trainer.fit(module, data)
+    messages = [str(w.message) for w in caught]
+    assert any(f"1 of 10 audio files are missing and left out ({missing}" in m for m in messages)
+    assert any(str(damaged) in m and "left out of this step" in m for m in messages)
+    assert module.skipped_utterances == 2  # the damaged file, once an epoch
+    # Validation leaves it out too: not counted as too short for its transcript.
+    assert not any("too short" in m for m in messages)
+    assert math.isfinite(float(trainer.callback_metrics["val_loss"]))
+
+
+def test_a_manifest_whose_audio_is_all_gone_is_one_error(tmp_path):
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text('{"audio": "gone.wav", "text": "go", "duration": 0.5}\n')
+    data = SpeechDataModule(str(manifest), str(manifest), max_frames=250, num_workers=0)
+    with pytest.raises(FileNotFoundError, match="none of its 1 audio files exists"):
+        data.train_dataloader()
