@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from asr import __version__
 from asr.audio import find_audio_files
+from asr.commands import DEFAULT_REJECTION_THRESHOLD
 from asr.segment import MIN_PAUSE_SECONDS
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ def _decoding_options(args: argparse.Namespace, default: "DecodingOptions") -> "
     from asr.text import normalize_text
     from asr.transcribe import DecodingOptions
 
-    commands = None
+    search = {"beam_size": args.beam_size, "lexicon": args.lexicon, "lm": args.lm}
+    tuning = {"lm_weight": args.lm_weight, "word_score": args.word_score}
     if args.commands:
         with open(args.commands, encoding="utf-8") as f:
             commands = tuple(p for p in (normalize_text(line) for line in f) if p)
@@ -43,7 +45,15 @@ def _decoding_options(args: argparse.Namespace, default: "DecodingOptions") -> "
                 "--min-pause does not go with --commands, which answers one phrase or none "
                 "per file (nothing is cut)"
             )
-    search = {"beam_size": args.beam_size, "lexicon": args.lexicon, "lm": args.lm}
+        if args.greedy or any(v is not None for v in (*search.values(), *tuning.values())):
+            raise UsageError(
+                "--commands scores its phrases exactly: no --greedy, --beam-size, --lexicon, "
+                "--lm, --lm-weight or --word-score with it"
+            )
+        threshold = DEFAULT_REJECTION_THRESHOLD if args.threshold is None else args.threshold
+        return DecodingOptions(commands=commands, rejection_threshold=threshold)
+    if args.threshold is not None:
+        raise UsageError("--threshold is the rejection threshold of --commands: give both")
     if args.greedy and any(v is not None for v in search.values()):
         raise UsageError("--greedy cannot be combined with --beam-size, --lexicon or --lm")
     if args.lm and not args.lexicon:
@@ -54,13 +64,7 @@ def _decoding_options(args: argparse.Namespace, default: "DecodingOptions") -> "
         options = DecodingOptions(**{k: v for k, v in search.items() if v is not None})
     else:
         options = default
-    tuning = {"lm_weight": args.lm_weight, "word_score": args.word_score}
-    return replace(
-        options,
-        **{k: v for k, v in tuning.items() if v is not None},
-        commands=commands,
-        rejection_threshold=args.threshold,
-    )
+    return replace(options, **{k: v for k, v in tuning.items() if v is not None})
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
@@ -319,6 +323,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _at_least_2(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 2")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -362,8 +373,8 @@ def _add_decoding_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--threshold",
         type=_share,
-        default=0.5,
-        help="with --commands: reject below this score in [0, 1]",
+        help=f"with --commands: reject below this score in [0, 1] (default: "
+        f"{DEFAULT_REJECTION_THRESHOLD})",
     )
 
 
@@ -407,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build-lm", help="word n-gram LM (ARPA) and word list from manifests")
     p.add_argument("manifests", nargs="+", help="JSONL manifests whose text trains the LM")
     p.add_argument("-o", "--output", required=True, help="ARPA file to write")
-    p.add_argument("--order", type=int, default=3)
+    p.add_argument("--order", type=_at_least_2, default=3, help="n-gram order (default: 3)")
     p.add_argument("--words", help="also write the word list (a lexicon for --lexicon)")
     p.set_defaults(func=_build_lm)
 
@@ -481,6 +492,10 @@ def main(argv: list[str] | None = None) -> int:
     # A bad --model path, a missing list, a broken manifest line: the message says it all.
     except (ModelFileError, FileNotFoundError, ManifestError, UsageError) as err:
         print(f"asr {command}: error: {err}", file=sys.stderr)
+        return 2
+    except (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError) as err:
+        # A folder where a file belongs (or the reverse), an --out-dir that is a file.
+        print(f"asr {command}: error: {err.filename}: {err.strerror.lower()}", file=sys.stderr)
         return 2
     except argparse.ArgumentError as err:  # LightningCLI's: an unknown key, a bad value
         print(f"asr {command}: error: {err}\n(options: asr {command} --help)", file=sys.stderr)

@@ -1,5 +1,6 @@
 """Scoring a model on a manifest: `recogs`, `errs` and `analysis` files plus a WER summary."""
 
+import os
 from pathlib import Path
 
 import jiwer
@@ -57,7 +58,7 @@ def evaluate(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids = [r.get("id") or Path(r["audio"]).stem for r in records]
+    ids = utterance_ids(records)
     with open(out_dir / "recogs", "w") as f:
         for uid, ref, hyp in zip(ids, refs, hyps, strict=True):
             f.write(f"{uid}\tref={ref}\thyp={hyp}\n")
@@ -75,6 +76,16 @@ def evaluate(
             if any(g is not None for g in groups):
                 f.write("\n" + group_table(refs, hyps, groups, key))
     return wer, cer, sum(bool(res.error) for res in results)
+
+
+def utterance_ids(records: list[dict]) -> list[str]:
+    """Each record's "id", else its audio file's name without the suffix; when names repeat
+    (a/utt00.wav, b/utt00.wav), the paths below the folder all the audio shares."""
+    ids = [Path(r["audio"]).stem for r in records]
+    if len(set(ids)) < len(ids):
+        common = Path(os.path.commonpath([str(Path(r["audio"]).parent) for r in records]))
+        ids = [str(Path(r["audio"]).relative_to(common).with_suffix("")) for r in records]
+    return [r.get("id") or uid for r, uid in zip(records, ids, strict=True)]
 
 
 def error_analysis(refs: list[str], hyps: list[str], top: int = TOP_ERRORS) -> str:
@@ -122,4 +133,6 @@ def group_table(
 def _alignment(ref: str, hyp: str) -> str:
     if not ref:
         return f"REF: \nHYP: {hyp}\n"
-    return jiwer.visualize_alignment(jiwer.process_words(ref, hyp), show_measures=False).strip()
+    shown = jiwer.visualize_alignment(jiwer.process_words(ref, hyp), show_measures=False)
+    # jiwer heads each alignment "=== SENTENCE 1 ===": the utterance id heads it here.
+    return shown.split("\n", 1)[1].strip() if shown.startswith("=== SENTENCE") else shown.strip()

@@ -7,7 +7,7 @@ default decoding (`set_decoding`): a word list and an ARPA language model for be
 """
 
 import json
-import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,10 @@ def read_header(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise ModelFileError(f"{path}: not a readable model file ({err})") from None
+        hint = ""
+        if Path(path).is_file() and zipfile.is_zipfile(path):  # torch.save's format
+            hint = "; a checkpoint? `asr export CKPT -o model.safetensors` makes a model file"
+        raise ModelFileError(f"{path}: not a readable model file ({err}){hint}") from None
     if METADATA_KEY not in metadata:
         raise ModelFileError(f"{path}: safetensors file without asr settings")
     try:
@@ -219,14 +222,16 @@ def load_weights_only_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, SafetensorError):
+    except IsADirectoryError:
+        raise ModelFileError(f"{path}: not a Lightning checkpoint (a folder)") from None
+    except OSError:  # missing, unreadable: the disk's reason
+        raise
+    except Exception:  # torch.load of any other file: UnpicklingError, IndexError, EOFError...
         # torch's own message suggests weights_only=False, which would run the file's code.
         raise ModelFileError(
             f"{path}: not a Lightning checkpoint (unreadable, or not a torch.save file of "
             "tensors and plain data; `asr fit` writes them under <default_root_dir>/checkpoints/)"
         ) from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: not a Lightning checkpoint (a folder)") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ModelFileError(f"{path}: not a Lightning checkpoint (no state_dict)")
     return checkpoint

@@ -156,7 +156,7 @@ def plot_inspection(inspection: Inspection, path: str | Path) -> None:
     axes[-1].set_xlim(0, end)
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(f"“{inspection.text}”" if inspection.text else "(nothing recognised)")
-    fig.savefig(path)
+    save(fig, path)
 
 
 def find_metrics(logdir: str | Path) -> list[Path]:
@@ -247,4 +247,11 @@ def plot_training(metrics: dict[str, tuple[np.ndarray, np.ndarray]], path: str |
     for ax in (loss_ax, wer_ax):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def save(fig: Figure, path: str | Path) -> None:
+    """Write `fig` to `path` (format from its suffix), making its folder when needed, as
+    the other `asr` commands' outputs do."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

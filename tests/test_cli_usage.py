@@ -41,6 +41,10 @@ def test_out_of_range_values_are_refused(wav, capsys, options, reason):
         (["--greedy", "--beam-size", "4"], "--greedy cannot be combined"),
         (["--commands", "COMMANDS", "--min-pause", "0.3"], "--min-pause does not go with"),
         (["--commands", "EMPTY"], "no phrases in the command list"),
+        # Were silently ignored (found by a walkthrough of the other commands).
+        (["--threshold", "0.3"], "--threshold is the rejection threshold of --commands"),
+        (["--commands", "COMMANDS", "--greedy"], "--commands scores its phrases exactly"),
+        (["--commands", "COMMANDS", "--lm-weight", "1"], "--commands scores its phrases exactly"),
     ],
 )
 def test_options_that_do_not_go_together_exit_2(wav, tmp_path, capsys, options, reason):
@@ -118,3 +122,45 @@ def test_set_decoding_names_a_missing_lm(tmp_path, capsys):
     assert main([*argv, "--lexicon", str(words), "--lm", str(missing)]) == 2
     assert f"asr set-decoding: error: {missing}: no such LM file" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_paths_of_the_wrong_kind_are_one_line(wav, tmp_path, capsys):
+    """A folder given for a file and a file for a folder were IsADirectoryError and
+    FileExistsError tracebacks; a text file given to export an IndexError."""
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(f'{{"audio": "{wav}", "text": "go"}}\n')
+    runs = [
+        (["evaluate", str(tmp_path)], f"{tmp_path}: is a directory"),
+        (["evaluate", str(manifest), "--out-dir", str(wav)], f"{wav}: file exists"),
+        (["transcribe", str(wav), "--commands", str(tmp_path)], f"{tmp_path}: is a directory"),
+        (["export", str(manifest), "-o", str(tmp_path / "x.safetensors")], "not a Lightning"),
+    ]
+    for argv, reason in runs:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"asr {argv[0]}: error: ") and reason in err, err
+        assert "Traceback" not in err
+
+
+def test_a_checkpoint_given_as_a_model_says_how_to_make_one(wav, tmp_path, capsys):
+    import torch
+
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}}, checkpoint)
+    assert main(["transcribe", "--model", str(checkpoint), str(wav)]) == 2
+    assert "asr export CKPT -o model.safetensors" in capsys.readouterr().err
+
+
+def test_build_lm_order_below_2_is_a_usage_error(tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"audio": "a.wav", "text": "go"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build-lm", str(manifest), "-o", str(tmp_path / "lm.arpa"), "--order", "1"])
+    assert exit_info.value.code == 2
+    assert "--order: 1: must be at least 2" in capsys.readouterr().err
+
+
+def test_figures_go_into_folders_that_do_not_exist_yet(wav, tmp_path):
+    figure = tmp_path / "new" / "folder" / "inspect.png"
+    assert main(["inspect", str(wav), "-o", str(figure)]) == 0
+    assert figure.stat().st_size > 0

@@ -150,3 +150,22 @@ def test_evaluate_passes_min_pause_on(tmp_path: Path):
     assert recognizer.min_pause == MIN_PAUSE_SECONDS
     evaluate(recognizer, manifest, tmp_path / "out", min_pause=0.3)
     assert recognizer.min_pause == 0.3
+
+
+def test_utterance_ids_tell_files_of_the_same_name_apart():
+    from asr.evaluate import utterance_ids
+
+    records = [
+        {"audio": "/data/a/utt00.wav"},
+        {"audio": "/data/b/utt00.wav"},
+        {"audio": "/data/b/utt01.flac", "id": "mine"},
+    ]
+    assert utterance_ids(records) == ["a/utt00", "b/utt00", "mine"]
+    assert utterance_ids(records[1:]) == ["utt00", "mine"]  # no clash: names alone
+
+
+def test_errs_alignments_have_no_jiwer_sentence_header():
+    from asr.evaluate import _alignment
+
+    shown = _alignment("turn on the light", "turn of the light")
+    assert shown.startswith("REF: turn on the light") and "SENTENCE" not in shown
