@@ -54,7 +54,7 @@ def test_every_problem_is_reported_with_its_line(tiny_corpus, tmp_path, capsys):
     text = next(p for p in problems if p.kind == "text")
     assert "'л'" in text.detail and '"yes two"' in text.detail  # what normalisation does
     # Text that normalisation only spells or tidies is fine: training normalises it too.
-    record = {"audio": good, "text": "Set volume to 50%!", "duration": duration}
+    record = {"audio": good, "text": "Yes, 2!", "duration": duration}
     assert check_manifest(write_lines(tmp_path / "fine.jsonl", [record]))[0] == []
     assert main([str(manifest)]) == 1
     out = capsys.readouterr().out
