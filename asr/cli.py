@@ -4,6 +4,7 @@ check-data, inspect, plot-training."""
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -194,20 +195,17 @@ def _build_lm(args: argparse.Namespace) -> int:
 
 
 def _set_decoding(args: argparse.Namespace) -> int:
-    from asr.beam_search import BeamSearchDecoder, read_word_list
+    from asr.beam_search import DEFAULT_BEAM_SIZE, BeamSearchDecoder, read_word_list
     from asr.model_file import BUNDLED, copy_decoding, model_path, read_header, set_decoding
     from asr.text import Tokenizer
 
     if args.model == BUNDLED and not args.output:
         # Changing the installed package's file in place would change every user's default.
-        raise SystemExit("asr set-decoding: the bundled model is not changed in place; give -o")
-    try:
-        model = model_path(args.model)
-    except FileNotFoundError as err:
-        raise SystemExit(f"asr set-decoding: {err}") from None
+        raise UsageError("the bundled model is not changed in place; give -o")
+    model = model_path(args.model)
     output = args.output or model
     if args.none and (args.copy_from or args.lexicon or args.lm):
-        raise SystemExit("asr set-decoding: --none stores no decoding; drop the others")
+        raise UsageError("--none stores no decoding; drop the others")
     if args.none:
         set_decoding(model, output, None)
         print(f"{output}: no stored decoding (greedy by default)")
@@ -223,33 +221,38 @@ def _set_decoding(args: argparse.Namespace) -> int:
     copy_from = args.copy_from or (args.model if keep_own else None)
     if copy_from:
         if args.lexicon or args.lm:
-            raise SystemExit("asr set-decoding: --copy-from brings its own word list and LM")
+            raise UsageError("--copy-from brings its own word list and LM")
         try:
             decoding = copy_decoding(model_path(copy_from), model, output, **changes)
-        except (ValueError, FileNotFoundError) as err:
-            raise SystemExit(f"asr set-decoding: {err}") from None
+        except ValueError as err:  # e.g. no stored decoding to keep or copy
+            raise UsageError(str(err)) from None
         print(
             f"{output}: beam search over {len(decoding['lexicon'])} words by default, "
             f"{copy_from}'s word list and LM (LM weight {decoding['lm_weight']}, word score "
             f"{decoding['word_score']})"
         )
         return 0
+    if args.lm and not args.lexicon:
+        raise UsageError("--lm needs --lexicon (the LM scores the lexicon's words)")
     if not args.lexicon:
-        raise SystemExit(
-            "asr set-decoding: give --lexicon, --copy-from, --none, or settings to change"
-        )
+        raise UsageError("give --lexicon, --copy-from, --none, or settings to change")
     if args.lm and not Path(args.lm).is_file():  # flashlight's own message is KenLM's errno
         raise FileNotFoundError(f"{args.lm}: no such LM file")
     words = read_word_list(args.lexicon)
     tokenizer = Tokenizer(read_header(model)["tokenizer"]["vocabulary"])
     try:  # the words and the LM must make a decoder before they go into the file
         BeamSearchDecoder(tokenizer, lexicon=words, lm_path=args.lm)
-    except (ValueError, RuntimeError) as err:
-        raise SystemExit(f"asr set-decoding: {args.lexicon}, {args.lm}: {err}") from None
+    except ValueError as err:
+        raise SystemExit(f"asr set-decoding: {args.lexicon}: {err}") from None
+    except RuntimeError as err:  # KenLM's, with its build path: name the file and the kind
+        kind = re.search(r"threw (\w+)", str(err))
+        reason = kind.group(1) if kind else str(err).splitlines()[0]
+        raise SystemExit(f"asr set-decoding: {args.lm}: not a usable ARPA LM ({reason})") from None
     lm_arpa = Path(args.lm).read_text(encoding="utf-8") if args.lm else None
     set_decoding(model, output, words, lm_arpa, **changes)
     lm_note = f" and a {len(lm_arpa) // 1024} KiB LM" if lm_arpa else ""
-    print(f"{output}: beam search over {len(words)} words{lm_note} by default")
+    beam = changes.get("beam_size", DEFAULT_BEAM_SIZE)
+    print(f"{output}: beam search (beam {beam}) over {len(words)} words{lm_note} by default")
     return 0
 
 

@@ -124,6 +124,28 @@ def test_set_decoding_names_a_missing_lm(tmp_path, capsys):
     assert not (tmp_path / "m.safetensors").exists()
 
 
+def test_set_decoding_usage_errors_and_a_file_that_is_no_lm(tmp_path, capsys):
+    """Usage mistakes exited 1 through SystemExit; a text file given as the LM printed
+    KenLM's message with its build path over two lines."""
+    words = tmp_path / "words.txt"
+    words.write_text("yes\nno\n")
+    out = ["-o", str(tmp_path / "m.safetensors")]
+    usage = [
+        (["bundled", "--lm-weight", "0.4"], "the bundled model is not changed in place"),
+        (["bundled", *out, "--lm", str(words)], "--lm needs --lexicon"),
+        (["bundled", *out, "--none", "--lexicon", str(words)], "--none stores no decoding"),
+    ]
+    for argv, reason in usage:
+        assert main(["set-decoding", *argv]) == 2, argv
+        assert f"asr set-decoding: error: {reason}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["set-decoding", "bundled", *out, "--lexicon", str(words), "--lm", str(words)])
+    assert str(exit_info.value) == f"asr set-decoding: {words}: not a usable ARPA LM " + (
+        "(FormatLoadException)"
+    )
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_paths_of_the_wrong_kind_are_one_line(wav, tmp_path, capsys):
     """A folder given for a file and a file for a folder were IsADirectoryError and
     FileExistsError tracebacks; a text file given to export an IndexError."""

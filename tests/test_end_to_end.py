@@ -180,7 +180,7 @@ def test_set_decoding_stores_a_default_lexicon_beam_search(trained_model, tiny_c
         "set-decoding", str(trained_model), "-o", str(model), "--lexicon", str(words),
         "--lm", str(lm), "--lm-weight", "0.3",
     )  # fmt: skip
-    assert "beam search over 4 words and a 0 KiB LM by default" in result.stdout
+    assert "beam search (beam 32) over 4 words and a 0 KiB LM by default" in result.stdout
     recognizer = asr.load_model(model)
     options = recognizer.default_options
     assert (options.beam_size, options.lm_weight, options.word_score) == (32, 0.3, 0.0)
