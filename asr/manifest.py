@@ -192,7 +192,7 @@ def manifest_from_folder(folder: str | Path) -> list[Record]:
     """Records for the audio files under `folder` (recursively) with a same-stem .txt beside them.
 
     ``a/b/utt1.wav`` is paired with ``a/b/utt1.txt``. Files without a transcript or with
-    unreadable audio are skipped with a warning.
+    unreadable audio are skipped with a warning; transcripts without audio are named in one.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -210,7 +210,13 @@ def manifest_from_folder(folder: str | Path) -> list[Record]:
                 bad = UnusableTranscript(f"{transcript} is not UTF-8 text ({err.reason})")
                 yield audio, bad, {}
 
-    return collect_records(items(), folder)
+    records = collect_records(items(), folder)
+    audio_stems = {a.with_suffix("") for a in find_audio_files([folder])}
+    orphans = sorted(t for t in folder.rglob("*.txt") if t.with_suffix("") not in audio_stems)
+    if orphans:  # a transcript whose audio has another extension, or was never copied
+        shown = ", ".join(map(str, orphans[:3])) + (", ..." if len(orphans) > 3 else "")
+        logger.warning("transcripts without audio beside them: %d (%s)", len(orphans), shown)
+    return records
 
 
 def _read_table(table: Path) -> list[tuple[Path, str | None, dict[str, Any]]]:
@@ -245,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="asr manifest",
         description=(
             "Write a JSONL manifest from a folder of audio files with same-stem .txt transcripts, "
-            "or from a .csv/.tsv table with columns path,text (header optional)."
+            "or from a .csv/.tsv table with columns path,text (header optional; relative "
+            "paths are relative to the table's folder)."
         ),
     )
     parser.add_argument("source", type=Path, help="folder, or .csv/.tsv table")

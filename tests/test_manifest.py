@@ -94,6 +94,7 @@ def make_folder(root: Path) -> Path:
 
 def test_manifest_from_folder_pairs_transcripts_and_skips_with_warnings(tmp_path, caplog):
     folder = make_folder(tmp_path / "corpus")
+    (folder / "orphan.txt").write_text("its audio was never copied")
     with caplog.at_level(logging.INFO, logger="asr.manifest"):
         records = manifest_from_folder(folder)
     by_name = {Path(r["audio"]).name: r for r in records}
@@ -108,6 +109,9 @@ def test_manifest_from_folder_pairs_transcripts_and_skips_with_warnings(tmp_path
     assert any("e.wav" in w and "empty" in w for w in warnings)
     assert any(f"{folder / 'f.txt'} is not UTF-8 text" in w for w in warnings)
     assert any("2 utterances" in w and "4 skipped" in w for w in warnings)
+    assert any(
+        f"1 transcripts have no audio beside them: {folder / 'orphan.txt'}" in w for w in warnings
+    )
 
 
 @pytest.mark.parametrize(
