@@ -110,7 +110,7 @@ def test_manifest_from_folder_pairs_transcripts_and_skips_with_warnings(tmp_path
     assert any(f"{folder / 'f.txt'} is not UTF-8 text" in w for w in warnings)
     assert any("2 utterances" in w and "4 skipped" in w for w in warnings)
     assert any(
-        f"1 transcripts have no audio beside them: {folder / 'orphan.txt'}" in w for w in warnings
+        f"transcripts without audio beside them: 1 ({folder / 'orphan.txt'})" in w for w in warnings
     )
 
 
