@@ -362,7 +362,7 @@ class CTCModule(L.LightningModule):
             self.tokenizer,
             self.hparams.normalization,
             info,
-            half,
-            self.hparams.dynamic_range_db,
-            self.hparams.std_floor,
+            half=half,
+            dynamic_range_db=self.hparams.dynamic_range_db,
+            std_floor=self.hparams.std_floor,
         )

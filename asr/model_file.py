@@ -48,6 +48,7 @@ def save_model_file(
     tokenizer: Tokenizer,
     normalization: str,
     info: dict[str, Any] | None = None,
+    *,
     half: bool = False,
     dynamic_range_db: float | None = None,
     std_floor: float | None = None,

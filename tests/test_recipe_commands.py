@@ -127,7 +127,7 @@ def test_festival_speaks_a_share_of_train_and_dev_only():
 def test_check_disjoint_catches_a_leak():
     test_plan = synthesize.plan("test", 3, seed=0, pool="test")
     leaked = dataclasses.replace(test_plan[0], split="train")
-    with pytest.raises(AssertionError, match="test voices used in train/dev"):
+    with pytest.raises(ValueError, match="test voices used in train/dev"):
         commands.check_disjoint([*test_plan, leaked])
 
 

@@ -152,7 +152,8 @@ def check_voice_pools() -> None:
     train = {v.identity for group in voices("train") for v in group}
     test = {v.identity for group in voices("test") for v in group}
     shared = train & test
-    assert not shared, f"test voices also used for training: {sorted(shared)}"
+    if shared:  # not an assert: `python -O` would skip it
+        raise ValueError(f"test voices also used for training: {sorted(shared)}")
 
 
 def available_espeak_variants() -> set[str]:

@@ -165,7 +165,8 @@ def prepare(
         return None
     splits = split_records(recordings, test_speaker, adapt)
     train_speakers = {r["speaker"] for r in splits["train"] + splits["dev"]}
-    assert test_speaker not in train_speakers, "held-out speaker leaked into train/dev"
+    if test_speaker in train_speakers:  # not an assert: `python -O` would skip it
+        raise ValueError(f"held-out speaker {test_speaker} leaked into train/dev")
     # No stamp while writing: a run that dies half-way must not look up to date later.
     (out / STAMP).unlink(missing_ok=True)
     for split, records in splits.items():
