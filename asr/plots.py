@@ -192,8 +192,11 @@ def read_metrics(
         paths = [paths]
     series: dict[str, list[tuple[float, float]]] = {}
     for path in paths:
-        with open(path, newline="") as f:
-            rows = [(float(row.get("step") or "nan"), row) for row in csv.DictReader(f)]
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                rows = [(float(row.get("step") or "nan"), row) for row in csv.DictReader(f)]
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a metrics.csv (not UTF-8 text)") from None
         # Only a part that trained resumes anything (`asr validate` logs at step 0).
         steps = [step for step, row in rows if step == step and row.get("train_loss")]
         if steps:

@@ -116,6 +116,16 @@ def test_read_metrics_skips_empty_cells(tmp_path):
     assert set(metrics) == {"train_loss", "val_loss", "val_wer", "val_cer"}
 
 
+def test_a_file_that_is_no_metrics_csv_is_named(tmp_path):
+    """A wav given to plot-training was "'utf-8' codec can't decode byte 0xc0"."""
+    from asr.plots import read_metrics
+
+    path = tmp_path / "a.wav"
+    path.write_bytes(b"RIFF\xc0\xff\x00WAVE")
+    with pytest.raises(ValueError, match=r"a\.wav: not a metrics\.csv \(not UTF-8 text\)"):
+        read_metrics(path)
+
+
 def test_resumed_run_curves_are_merged_in_step_order(tmp_path):
     from asr.plots import find_metrics, read_metrics
 
