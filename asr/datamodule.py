@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import partial
 
 import lightning as L
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader
 
 from asr.audio import SAMPLE_RATE
@@ -61,13 +62,14 @@ class SpeechDataModule(L.LightningDataModule):
         records = [r for m in manifests for r in read_manifest(m)]
         records = present(records, manifests)
         dataset = SpeechDataset(records, self.tokenizer)
+        rank = self.trainer.global_rank if self.trainer else 0
         sampler = DurationBatchSampler(
             [r["duration"] for r in records],
             max_frames=self.hparams.max_frames,
             shuffle=train,
             seed=self.hparams.seed,
             num_replicas=self.trainer.world_size if self.trainer else 1,
-            rank=self.trainer.global_rank if self.trainer else 0,
+            rank=rank,
             drop_last=train,
             speed_factors=(self.hparams.speed_factors or ()) if train else (),
             silence=self._silence() if train else None,
@@ -81,7 +83,7 @@ class SpeechDataModule(L.LightningDataModule):
             collate_fn=partial(collate, augment=self._waveform_augment() if train else None),
             num_workers=workers,
             persistent_workers=workers > 0,
-            worker_init_fn=leave_signals_to_the_trainer,
+            worker_init_fn=partial(init_worker, rank=rank),
         )
 
     def _waveform_augment(self) -> WaveformAugment | None:
@@ -108,16 +110,25 @@ class SpeechDataModule(L.LightningDataModule):
         return self._loader(self.hparams.test_manifest, train=False)
 
 
-def leave_signals_to_the_trainer(worker_id: int) -> None:
-    """Move a loader worker out of the trainer's process group.
+def init_worker(worker_id: int, rank: int) -> None:
+    """Start a loader worker: out of the trainer's process group, then seeded as Lightning
+    seeds workers (which it does only for a loader without a `worker_init_fn`).
 
-    `timeout`, `kill -- -PGID` and Ctrl-C signal the whole group: a worker killed by
-    SIGTERM failed the trainer with a traceback before Lightning could stop at a step's end
-    and save. The trainer still ends its workers itself, and a worker exits by itself when
-    the trainer is gone. (Ignoring SIGTERM instead hangs the exit: torch ends a slow
-    worker with SIGTERM.)
+    `timeout`, `kill -- -PGID` and Ctrl-C signal the whole group: a worker killed by SIGTERM
+    failed the trainer with a traceback before Lightning could stop at a step's end and
+    save. The trainer still ends its workers itself, and a worker exits by itself when the
+    trainer is gone. (Ignoring SIGTERM instead hangs the exit: torch ends a slow worker
+    with SIGTERM.) A signal sent to every process (a cluster's time limit) still reaches
+    the workers.
+
+    Args:
+        worker_id: the worker's number on this rank.
+        rank: the trainer's global rank, so that ranks draw different augmentations.
     """
-    os.setpgrp()
+    if hasattr(os, "setpgrp"):  # POSIX
+        os.setpgrp()
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):  # set by seed_everything(workers=True)
+        pl_worker_init_function(worker_id, rank)
 
 
 def present(records: list[dict], manifests: Sequence[str]) -> list[dict]:

@@ -92,6 +92,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+STOPPED_BY_SIGTERM = "asr: training was stopped by SIGTERM"  # a note on what it raised
+
+
 class LatestCheckpoint(Callback):
     """Keeps `last.ckpt` (the resume point) current: after every epoch, and every
     `every_n_train_steps` optimizer steps when given, mid-epoch too.
@@ -126,6 +129,8 @@ class LatestCheckpoint(Callback):
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
+        if trainer.received_sigterm:  # whatever failed, a SIGTERM came first: `main` says so
+            exception.add_note(STOPPED_BY_SIGTERM)
         # Lightning stops at a step's end on SIGTERM (on every rank alike): keep that step.
         if isinstance(exception, SIGTERMException):
             self._save(trainer)
@@ -269,6 +274,15 @@ def _as_float(value: torch.Tensor | float | None) -> float | None:
     return None if value is None else float(value)
 
 
+def _after_sigterm(err: BaseException | None) -> bool:
+    """Whether `err`, or an exception it was raised while handling, followed a SIGTERM."""
+    while err is not None:
+        if STOPPED_BY_SIGTERM in getattr(err, "__notes__", ()):
+            return True
+        err = err.__context__
+    return False
+
+
 def _no_advert(record: logging.LogRecord) -> bool:
     """Lightning's tip to install its cloud logger, in every run's output."""
     return "litlogger" not in record.getMessage()
@@ -296,5 +310,17 @@ def main(args: list[str] | None = None) -> int:
             seed_everything_default=0,
         )
     except SIGTERMException:
+        return 128 + signal.SIGTERM
+    except Exception as err:
+        # A worker started just before the signal can still be in our process group (see
+        # `asr.datamodule.init_worker`), or the signal went to every process: torch then
+        # fails the trainer wherever it is, so nothing is saved (a step may be half done).
+        if not _after_sigterm(err):
+            raise
+        print(
+            "stopped by SIGTERM, which ended a loader worker first: the same command resumes "
+            "from the last saved checkpoint",
+            file=sys.stderr,
+        )
         return 128 + signal.SIGTERM
     return 0
