@@ -30,12 +30,14 @@ class AudioError(Exception):
 # libsndfile logs "data : 66184 (should be 29956)" for a file shorter than its header says
 # (WAV; SSND: AIFF; Data Size: AU), and reads the samples that are there without complaint.
 SIZE_MISMATCH = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+) \(should be (\d+)\)", re.M)
-UNKNOWN_SIZE = 0x7FFFFFFF  # bytes; a writer that streamed (ffmpeg to a pipe) leaves 0 or 2**32-1
+# Bytes. A writer that streamed to a pipe leaves a size it could not know: 0 or 2**32 - 1
+# (ffmpeg), 0x7ffff000 (SoX's WAV), 0x7f000008 (SoX's AIFF).
+UNKNOWN_SIZE = 0x7F000000
 
 
 def cut_short(log: str) -> str | None:
     """Why a file is shorter than its header says (from libsndfile's `extra_info` log), or
-    None. A size of 0 or one past UNKNOWN_SIZE is a streaming writer's "unknown" instead."""
+    None. A size of 0 or from UNKNOWN_SIZE on is a streaming writer's "unknown" instead."""
     for declared, present in SIZE_MISMATCH.findall(log):
         if int(present) < int(declared) < UNKNOWN_SIZE:
             return (

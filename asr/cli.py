@@ -327,6 +327,7 @@ def _positive_int(text: str) -> int:
 
 
 def _at_least_2(text: str) -> int:
+    """argparse type: an integer of 2 or more (an n-gram order)."""
     value = int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"{text}: must be at least 2")
@@ -498,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError) as err:
         # A folder where a file belongs (or the reverse), an --out-dir that is a file.
-        print(f"asr {command}: error: {err.filename}: {err.strerror.lower()}", file=sys.stderr)
+        reason = err.strerror.lower() if err.strerror else str(err)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"asr {command}: error: {where}{reason}", file=sys.stderr)
         return 2
     except argparse.ArgumentError as err:  # LightningCLI's: an unknown key, a bad value
         print(f"asr {command}: error: {err}\n(options: asr {command} --help)", file=sys.stderr)

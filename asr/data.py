@@ -13,6 +13,7 @@ from torch.utils.data import Dataset, Sampler
 from asr.audio import SAMPLE_RATE, AudioError, load_audio, resample
 from asr.augment import WaveformAugment
 from asr.features import HOP_LENGTH, num_frames
+from asr.manifest import ManifestError
 from asr.text import Tokenizer, normalize_text
 
 SPEED_RATE_STEP = 100  # Hz; speed perturbation resamples from a multiple of this rate
@@ -156,7 +157,8 @@ class DurationBatchSampler(Sampler[list]):
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside world size {num_replicas}")
-        self.samples = [round(d * SAMPLE_RATE) for d in durations]  # at 16 kHz
+        # At 16 kHz, rounded up as resampling from another rate rounds its length.
+        self.samples = [math.ceil(d * SAMPLE_RATE) for d in durations]
         self.frames = [num_frames(n) for n in self.samples]
         self.speed_factors = tuple(speed_factors)
         self.silence = silence
@@ -258,14 +260,14 @@ def split_for_ranks(batches: list[list], num_replicas: int) -> list[list]:
     skip evaluation and the others would wait for it at the epoch's end.
 
     Raises:
-        ValueError: fewer items than ranks.
+        asr.manifest.ManifestError: fewer items than ranks.
     """
     batches = list(batches)
     while len(batches) < num_replicas:
         largest = max(range(len(batches)), key=lambda i: len(batches[i]), default=None)
         if largest is None or len(batches[largest]) < 2:
             items = sum(len(b) for b in batches)
-            raise ValueError(f"{items} utterances to evaluate on {num_replicas} processes")
+            raise ManifestError(f"{items} utterances to evaluate on {num_replicas} processes")
         batch = batches.pop(largest)
         batches += [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
     return batches

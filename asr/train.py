@@ -199,7 +199,12 @@ class TrainCLI(LightningCLI):
             # A fixed folder (not one per logger version) so a re-run finds last.ckpt.
             root = config.trainer.default_root_dir or "."
             config.checkpoint.dirpath = str(Path(root) / "checkpoints")
-        unlimited = config.trainer.max_epochs == -1 and config.trainer.max_steps in (None, -1)
+        trainer = config.trainer
+        # Lightning reads max_epochs None as -1 (no limit) when max_time is set.
+        no_epoch_limit = trainer.max_epochs == -1 or (
+            trainer.max_epochs is None and trainer.max_time is not None
+        )
+        unlimited = no_epoch_limit and trainer.max_steps in (None, -1)
         if self.subcommand == "fit" and unlimited:
             raise argparse.ArgumentError(None, UNSIZED_SCHEDULE)
         if config.checkpoint.save_last:

@@ -33,14 +33,22 @@ def at_rate(x: np.ndarray, rate: int) -> np.ndarray:
     return resample(torch.from_numpy(x), SAMPLE_RATE, rate).numpy()
 
 
-def streamed_wav(path: Path, x: np.ndarray) -> None:
-    """A WAV as ffmpeg writes one to a pipe: its sizes say 2**32 - 1, "unknown"."""
-    sf.write(path, x, SAMPLE_RATE)
+def streamed(path: Path, x: np.ndarray, format: str, sizes: dict[bytes, bytes]) -> None:
+    """A file as a writer streaming to a pipe leaves it: chunk sizes it could not know."""
+    sf.write(path, x, SAMPLE_RATE, format=format)
     data = bytearray(path.read_bytes())
-    for chunk in (b"RIFF", b"data"):
+    for chunk, size in sizes.items():
         at = data.index(chunk) + 4
-        data[at : at + 4] = b"\xff" * 4
+        data[at : at + 4] = size
     path.write_bytes(bytes(data))
+
+
+FFMPEG_PIPE_WAV = {b"RIFF": b"\xff" * 4, b"data": b"\xff" * 4}
+SOX_PIPE_WAV = {
+    b"RIFF": (0x7FFFF024).to_bytes(4, "little"),
+    b"data": (0x7FFFF000).to_bytes(4, "little"),
+}
+SOX_PIPE_AIFF = {b"FORM": (0x7F000030).to_bytes(4, "big"), b"SSND": (0x7F000008).to_bytes(4, "big")}
 
 
 # name -> (file name, writer of that file from 16 kHz mono float samples)
@@ -56,7 +64,12 @@ VALID = {
     "flac": ("a.flac", lambda p, x: sf.write(p, x, SAMPLE_RATE)),
     "ogg vorbis": ("a.ogg", lambda p, x: sf.write(p, x, SAMPLE_RATE)),
     "clipped": ("a.wav", lambda p, x: sf.write(p, np.clip(8 * x, -1, 1), SAMPLE_RATE)),
-    "streamed wav, size unknown": ("a.wav", streamed_wav),
+    "wav streamed by ffmpeg, size unknown": (
+        "a.wav",
+        lambda p, x: streamed(p, x, "WAV", FFMPEG_PIPE_WAV),
+    ),
+    "wav streamed by sox": ("a.wav", lambda p, x: streamed(p, x, "WAV", SOX_PIPE_WAV)),
+    "aiff streamed by sox": ("a.aiff", lambda p, x: streamed(p, x, "AIFF", SOX_PIPE_AIFF)),
     # 16-bit sample values stored as floats without scaling: the features do not care.
     "float at 16-bit scale": ("a.wav", lambda p, x: sf.write(p, 32767 * x, SAMPLE_RATE, "FLOAT")),
 }

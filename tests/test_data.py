@@ -27,6 +27,10 @@ def test_the_budget_counts_the_frames_the_features_have():
     """A second of audio has 101 frames (1 + samples // hop), not 100: three seconds fitted
     a budget of 300 and ran 303."""
     assert [len(b) for b in DurationBatchSampler([1.0] * 6, 300, shuffle=False)] == [2, 2, 2]
+    # 44,098 samples at 44.1 kHz, as a manifest gives their duration, load as 16,000 at
+    # 16 kHz (resampling rounds up): 101 frames, not 100.
+    seconds = 44_098 / 44_100
+    assert [len(b) for b in DurationBatchSampler([seconds] * 3, 300, shuffle=False)] == [2, 1]
 
 
 def test_batches_respect_budget_and_cover_everything():

@@ -88,10 +88,11 @@ def test_a_run_without_a_length_is_refused_with_a_reason(tmp_path, capsys):
     from asr.cli import main
 
     config = Path(__file__).resolve().parents[1] / "recipes/tiny/config.yaml"
-    argv = ["fit", "--config", str(config), "--trainer.max_epochs", "-1"]
-    argv += ["--trainer.max_time", "00:00:00:05", "--trainer.default_root_dir", str(tmp_path)]
-    assert main(argv) == 2
-    assert "needs trainer.max_steps" in capsys.readouterr().err
+    for max_epochs in ("-1", "null"):  # null with max_time: Lightning's -1 too
+        argv = ["fit", "--config", str(config), "--trainer.max_epochs", max_epochs]
+        argv += ["--trainer.max_time", "00:00:00:05", "--trainer.default_root_dir", str(tmp_path)]
+        assert main(argv) == 2
+        assert "needs trainer.max_steps" in capsys.readouterr().err
 
 
 def test_init_from_model_file_starts_from_its_weights(tmp_path):
