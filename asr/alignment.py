@@ -188,6 +188,27 @@ def align_words(
     return UtteranceAlignment(out, sum(w.confidence for w in out) / len(out))
 
 
+def token_confidence(log_probs: torch.Tensor, ids: Sequence[int], blank: int = 0) -> float:
+    """Mean posterior of `ids`' tokens along their forced alignment, blanks left out: each
+    token's frames averaged, then the tokens (how surely the model hears each of them).
+
+    Args:
+        log_probs: (T, V) CTC log-probabilities of the valid frames only.
+        ids: token ids (no blank) that fit in T frames (`ctc_frames_needed`).
+        blank: the blank's id.
+
+    Returns:
+        A confidence in [0, 1]; 0 for no tokens.
+    """
+    if not ids:
+        return 0.0
+    log_probs = log_probs.detach().to("cpu", torch.float32)
+    targets = torch.tensor([list(ids)], dtype=torch.int32)
+    aligned, scores = AF.forced_align(log_probs[None], targets, blank=blank)
+    spans = AF.merge_tokens(aligned[0], scores[0].exp(), blank=blank)
+    return sum(span.score for span in spans) / len(spans)
+
+
 def align_batch(
     log_probs: torch.Tensor,
     lengths: torch.Tensor,

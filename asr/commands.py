@@ -18,7 +18,8 @@ i.e. the geometric-mean, per character, likelihood ratio of the phrase against f
 The ratio rejects speech that says something else, but not noise: free decoding of noise
 hears a faint short word ("go"), the phrase "go" matches it, and the ratio is 1. So the score
 is the ratio times the phrase's confidence, the mean posterior of its characters along its
-forced alignment (`asr.alignment`), which is low where the model hears a word only faintly::
+forced alignment, blanks left out (`asr.alignment.token_confidence`), which is low where the
+model hears a word only faintly::
 
     score = ratio * confidence   in [0, 1]
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from asr.alignment import align_words
+from asr.alignment import token_confidence
 from asr.decoding import token_frames
 from asr.features import valid_mask
 from asr.text import Tokenizer, normalize_text
@@ -55,6 +56,7 @@ class CommandResult:
         log_likelihood: ``log P(phrase | audio)`` (natural log; ``-inf`` if impossible).
         score: rejection score in [0, 1] (see the module docstring); higher is more confident.
         rejected: ``score < threshold``, or no phrase fits the utterance's frames.
+        ratio, confidence: the score's two factors (0 when no phrase fits).
     """
 
     text: str
@@ -63,6 +65,8 @@ class CommandResult:
     log_likelihood: float
     score: float
     rejected: bool
+    ratio: float = 0.0
+    confidence: float = 0.0
 
 
 def free_best_path(
@@ -185,14 +189,16 @@ class CommandDecoder:
             zip(best_ll.tolist(), best_index.tolist(), ratio.tolist(), strict=True)
         ):
             phrase = self.phrases[index]
-            score = 0.0
+            score = confidence = 0.0
             if ll > -math.inf:  # the phrase fits the frames, so it can be aligned
                 emissions = log_probs[b, : int(lengths[b])]  # (T_b, V)
-                alignment = align_words(emissions, phrase, self.tokenizer, frame_shift=1.0)
-                score = phrase_ratio * alignment.confidence
+                ids = self.targets[index, : self.target_lengths[index]].tolist()
+                confidence = token_confidence(emissions, ids, self.tokenizer.blank_id)
+                score = phrase_ratio * confidence
             # A phrase that does not fit the frames cannot be the answer, whatever the threshold.
             rejected = ll == -math.inf or (self.threshold is not None and score < self.threshold)
+            text = "" if rejected else phrase
             results.append(
-                CommandResult("" if rejected else phrase, phrase, index, ll, score, rejected)
+                CommandResult(text, phrase, index, ll, score, rejected, phrase_ratio, confidence)
             )
         return results

@@ -133,3 +133,20 @@ def test_ctc_frames_needed_on_hand_built_cases_and_padded_batches() -> None:
         ctc_frames_needed_batch(tokens[:, :0], torch.zeros(5, dtype=torch.int64)).tolist()
         == [0] * 5
     )
+
+
+def test_token_confidence_is_the_mean_of_the_tokens_own_posteriors():
+    """Blank frames, however sure, do not count: each token's frames are averaged, then
+    the tokens."""
+    from asr.alignment import token_confidence
+
+    rows = [("-", 0.99), ("g", 0.8), ("g", 0.6), ("-", 0.99), ("o", 0.4), ("-", 0.99)]
+    probs = torch.empty(len(rows), len(TOKENIZER))
+    for t, (token, p) in enumerate(rows):  # the peak, the rest spread over the others
+        probs[t] = (1 - p) / (len(TOKENIZER) - 1)
+        probs[t, 0 if token == "-" else TOKENIZER.vocabulary.index(token)] = p
+    lp = probs.log()
+    expected = ((0.8 + 0.6) / 2 + 0.4) / 2  # g's two frames, then o
+    got = token_confidence(lp, TOKENIZER.encode("go"))
+    assert abs(got - expected) < 0.01, got
+    assert token_confidence(lp, []) == 0.0

@@ -73,22 +73,20 @@ def main() -> None:
     dev = read_manifest(args.dev, need_duration=False)
     phrases = sorted({normalize_text(r["text"]) for r in dev if r.get("domain") in IN_LIST_DOMAINS})
     names, audio = zip(*clips(), strict=True)
+    log_probs, lengths = model.log_probs(list(audio))  # (N, T, V), (N,)
     for label, allowed in (
         (f"{len(phrases)} in-list phrases", phrases),
         ("the same + digits and keywords", phrases + DIGITS + KEYWORDS),
     ):
-        options = DecodingOptions(commands=tuple(allowed), rejection_threshold=0.0)
-        results = model.transcribe(list(audio), options=options)
-        scores = np.array([r.command_score for r in results])
-        # The confidence `transcribe` reports is the one the score multiplied in.
-        confidences = np.array([r.confidence for r in results])
-        ratios = np.divide(scores, confidences, out=np.zeros_like(scores), where=confidences > 0)
+        decoder = DecodingOptions(commands=tuple(allowed), rejection_threshold=None).decoder
+        results = decoder(log_probs, lengths)
         print(f"\n{len(names)} clips, {label}; clips accepted:")
         for threshold in THRESHOLDS:
-            kept = [f"{n}: {r.text}" for n, r, s in zip(names, results, scores, strict=True)]
-            kept = [k for k, s in zip(kept, scores, strict=True) if s >= threshold]
+            kept = [f"{n}: {r.phrase}" for n, r in zip(names, results, strict=True)]
+            kept = [k for k, r in zip(kept, results, strict=True) if r.score >= threshold]
+            by_ratio = sum(r.ratio >= threshold for r in results)
             print(
-                f"  threshold {threshold}: by the ratio alone {(ratios >= threshold).sum()}, "
+                f"  threshold {threshold}: by the ratio alone {by_ratio}, "
                 f"by ratio x confidence {len(kept)}"
                 + (f" ({'; '.join(kept)})" if 0 < len(kept) <= 5 else "")
             )
