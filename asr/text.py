@@ -72,10 +72,10 @@ def _spell_digits(token: str) -> str:
     return number_to_words(int(token))
 
 
-# A number as written in text: its sign, digits with thousands separators, decimals, an
-# ordinal suffix or a percent sign.
+# A number as written in text: its sign (not after a number: "5 -3" is a range), digits
+# with thousands separators, decimals, an ordinal suffix or a percent sign.
 _NUMBER = re.compile(
-    r"(?P<minus>(?<![\w.])-)?(?P<whole>\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
+    r"(?P<minus>(?<![\w.])(?<!\d\s)-)?(?P<whole>\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
     r"(?:\.(?P<decimals>\d+))?(?:(?P<ordinal>st|nd|rd|th)\b|(?P<percent>%))?"
 )
 

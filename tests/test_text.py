@@ -39,6 +39,7 @@ def test_number_to_words(n, words):
         ),
         ("set it to 3.5 degrees", "set it to three point five degrees"),
         ("-5 degrees, 4-5 days", "minus five degrees four five days"),
+        ("from 5 -3 to (-2)", "from five three to minus two"),
         ("volume 50%", "volume fifty percent"),
         ("1,2,3", "one two three"),
         ("version 2.0.1", "version two point zero one"),
