@@ -147,6 +147,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(wer.summary("WER"))
     print(cer.summary("CER"))
     print(f"recogs, errs and analysis written to {args.out_dir}")
+    if options.lexicon and not options.commands:
+        _warn_words_outside(args.manifest, options.lexicon)
     if failed:
         print(
             f"asr evaluate: {failed} audio file(s) could not be read and count as empty "
@@ -154,6 +156,27 @@ def _evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if failed else 0
+
+
+def _warn_words_outside(manifest: str, lexicon: str) -> None:
+    """Name the reference words the decoding's lexicon lacks (the bundled model's is its
+    113 command words): its search cannot spell them."""
+    from asr.beam_search import read_word_list
+    from asr.evaluate import words_outside
+    from asr.manifest import read_manifest
+    from asr.text import normalize_text
+
+    refs = [normalize_text(r["text"]) for r in read_manifest(manifest, need_duration=False)]
+    outside = words_outside(refs, read_word_list(lexicon))
+    if outside:
+        shown = ", ".join(w for w, _ in outside.most_common(10))
+        more = ", ..." if len(outside) > 10 else ""
+        print(
+            f"asr evaluate: {sum(outside.values())} reference words ({len(outside)} kinds: "
+            f"{shown}{more}) are not in the decoding's lexicon, so each is an error; "
+            "--greedy or --beam-size N spell any word",
+            file=sys.stderr,
+        )
 
 
 def _export(args: argparse.Namespace) -> int:

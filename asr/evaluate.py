@@ -1,6 +1,7 @@
 """Scoring a model on a manifest: `recogs`, `errs` and `analysis` files plus a WER summary."""
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import jiwer
@@ -76,6 +77,13 @@ def evaluate(
             if any(g is not None for g in groups):
                 f.write("\n" + group_table(refs, hyps, groups, key))
     return wer, cer, sum(bool(res.error) for res in results)
+
+
+def words_outside(refs: list[str], lexicon: list[str]) -> Counter[str]:
+    """How often each reference word that `lexicon` lacks occurs: a lexicon-constrained
+    search cannot spell them, so each is an error whatever the model hears."""
+    known = set(lexicon)
+    return Counter(w for ref in refs for w in ref.split() if w not in known)
 
 
 def utterance_ids(records: list[dict]) -> list[str]:
