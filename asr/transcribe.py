@@ -285,20 +285,7 @@ class Recognizer:
         bar: tqdm | None = None,
     ) -> list[Transcription]:
         results = [Transcription("", str(x) if isinstance(x, str | Path) else None) for x in inputs]
-        # Inputs with pauses or long ones become several pieces (`asr.segment.pieces`); a
-        # piece is (input index, start sample, samples); each input's are joined below.
-        pieces: list[tuple[int, int, np.ndarray]] = []
-        sounds: dict[int, tuple[np.ndarray | None, float]] = {}  # sounding frames, seconds
-        for i, item in enumerate(inputs):
-            try:
-                audio = _read(item, sample_rate)
-            except AudioError as err:
-                results[i].error = str(err)
-                continue
-            sound = segment.sound_frames(audio)  # for the cuts and for the word times
-            sounds[i] = sound, len(audio) / SAMPLE_RATE
-            for start, end in segment.pieces(audio, min_pause, sound=sound):
-                pieces.append((i, start, audio[start:end]))
+        pieces, sounds = _cut(inputs, results, min_pause, sample_rate)
         if bar is not None:
             bar.update(sum(r.error is not None for r in results))  # unreadable files are done
         left = Counter(i for i, _, _ in pieces)  # pieces still to decode, per input
@@ -314,22 +301,8 @@ class Recognizer:
             bar.update(sum(n == 0 for n in left.values()))  # inputs that were all silence
         order = sorted(audible, key=lambda p: len(pieces[p][2]))
         for batch in _chunks(order, batch_size):
-            log_probs, lengths = self.log_probs([pieces[p][2] for p in batch])
-            finite = _finite_outputs(log_probs, lengths)
-            if not finite.all():  # decode the others; these get an error, not a guess
-                log_probs, lengths = log_probs[finite], lengths[finite]
-            sounding = [
-                self.sounding(sounds[pieces[p][0]][0], pieces[p][1], int(n))
-                for p, n in zip(
-                    itertools.compress(batch, finite.tolist()), lengths.tolist(), strict=True
-                )
-            ]
-            decoded_rows = iter(self.decode(log_probs, lengths, options, sounding))
-            batch_results = [
-                next(decoded_rows) if ok else _not_finite(pieces[p][2])
-                for p, ok in zip(batch, finite.tolist(), strict=True)
-            ]
             finished = 0
+            batch_results = self._decode_pieces(batch, pieces, sounds, options)
             for p, result in zip(batch, batch_results, strict=True):
                 i, start, samples = pieces[p]
                 decoded.setdefault(i, []).append((start, len(samples), result))
@@ -345,6 +318,31 @@ class Recognizer:
                 joined.error = f"{joined.path or '<array>'}: {joined.error}"
             results[i] = joined
         return results
+
+    def _decode_pieces(
+        self,
+        batch: list[int],
+        pieces: list[tuple[int, int, np.ndarray]],
+        sounds: dict[int, tuple[np.ndarray | None, float]],
+        options: DecodingOptions,
+    ) -> list[Transcription]:
+        """One model run over the pieces numbered `batch`; a piece whose outputs are not
+        finite gets an error, not a guess, and the others are decoded."""
+        log_probs, lengths = self.log_probs([pieces[p][2] for p in batch])
+        finite = _finite_outputs(log_probs, lengths)
+        if not finite.all():
+            log_probs, lengths = log_probs[finite], lengths[finite]
+        sounding = [
+            self.sounding(sounds[pieces[p][0]][0], pieces[p][1], int(n))
+            for p, n in zip(
+                itertools.compress(batch, finite.tolist()), lengths.tolist(), strict=True
+            )
+        ]
+        decoded_rows = iter(self.decode(log_probs, lengths, options, sounding))
+        return [
+            next(decoded_rows) if ok else _not_finite(pieces[p][2])
+            for p, ok in zip(batch, finite.tolist(), strict=True)
+        ]
 
     def sounding(self, sound: np.ndarray | None, start: int, frames: int) -> torch.Tensor | None:
         """(frames,) bool: which output frames of a piece starting at sample `start` lie near
@@ -420,6 +418,35 @@ def snap_words(words: list[Word], sound: np.ndarray | None, seconds: float) -> l
         start, end = segment.snap_to_sound(min(w.start, seconds), min(w.end, seconds), sound)
         snapped.append(Word(w.word, round(start, 3), round(end, 3), w.confidence))
     return snapped
+
+
+def _cut(
+    inputs: Sequence[AudioInput],
+    results: list[Transcription],
+    min_pause: float | None,
+    sample_rate: int,
+) -> tuple[list[tuple[int, int, np.ndarray]], dict[int, tuple[np.ndarray | None, float]]]:
+    """Read each input and cut it into the pieces to decode (`asr.segment.pieces`).
+
+    An input that cannot be read gets its error in `results` and no piece.
+
+    Returns:
+        The pieces, as (input index, start sample, (samples,) audio), and per readable input
+        its sounding frames (`asr.segment.sound_frames`) and its length in seconds.
+    """
+    pieces: list[tuple[int, int, np.ndarray]] = []
+    sounds: dict[int, tuple[np.ndarray | None, float]] = {}
+    for i, item in enumerate(inputs):
+        try:
+            audio = _read(item, sample_rate)
+        except AudioError as err:
+            results[i].error = str(err)
+            continue
+        sound = segment.sound_frames(audio)  # for the cuts and for the word times
+        sounds[i] = sound, len(audio) / SAMPLE_RATE
+        for start, end in segment.pieces(audio, min_pause, sound=sound):
+            pieces.append((i, start, audio[start:end]))
+    return pieces, sounds
 
 
 def _read(item: object, sample_rate: int) -> np.ndarray:
