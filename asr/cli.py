@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -342,19 +343,20 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer of `minimum` or more."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
+        return value
+
+    parse.__name__ = "int"  # argparse names it in "invalid int value: 'x'"
+    return parse
 
 
-def _at_least_2(text: str) -> int:
-    """argparse type: an integer of 2 or more (an n-gram order)."""
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 2")
-    return value
+_positive_int = _int_at_least(1)
 
 
 def _share(text: str) -> float:
@@ -445,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build-lm", help="word n-gram LM (ARPA) and word list from manifests")
     p.add_argument("manifests", nargs="+", help="JSONL manifests whose text trains the LM")
     p.add_argument("-o", "--output", required=True, help="ARPA file to write")
-    p.add_argument("--order", type=_at_least_2, default=3, help="n-gram order (default: 3)")
+    p.add_argument("--order", type=_int_at_least(2), default=3, help="n-gram order (default: 3)")
     p.add_argument("--words", help="also write the word list (a lexicon for --lexicon)")
     p.set_defaults(func=_build_lm)
 

@@ -44,6 +44,12 @@ SILENCE_CONDITIONS = {
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def in_list_phrases(records: list[dict]) -> list[str]:
+    """The closed set: the distinct normalised texts of `records` in IN_LIST_DOMAINS."""
+    inside = [r for r in records if r.get("domain") in IN_LIST_DOMAINS]
+    return sorted({normalize_text(r["text"]) for r in inside})
+
+
 def surround(audio: np.ndarray, seconds: float, snr_db: float | None, seed: int) -> np.ndarray:
     """`seconds` of zeros at each end of (S,) audio, then white noise at `snr_db` (if any)."""
     zeros = np.zeros(int(seconds * asr.audio.SAMPLE_RATE), np.float32)
@@ -166,7 +172,7 @@ def main() -> None:
     }
 
     # 3. Closed-set commands with rejection, on dev.
-    phrases = sorted({normalize_text(r["text"]) for r in dev if r.get("domain") in IN_LIST_DOMAINS})
+    phrases = in_list_phrases(dev)
     in_list = [r.get("domain") in IN_LIST_DOMAINS for r in dev]
     if not phrases or all(in_list):
         raise SystemExit("closed set needs dev utterances both in and out of the domains")
