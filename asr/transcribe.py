@@ -19,7 +19,7 @@ from asr.audio import SAMPLE_RATE, AudioError, load_audio, resample
 from asr.beam_search import DEFAULT_LM_WEIGHT, BeamSearchDecoder, read_word_list
 from asr.commands import DEFAULT_REJECTION_THRESHOLD, CommandDecoder
 from asr.decoding import greedy_texts
-from asr.features import LogMel, make_pad_mask
+from asr.features import LogMel, valid_mask
 from asr.model import AcousticModel
 from asr.model_file import feature_settings, load_model_file, model_path
 from asr.text import Tokenizer
@@ -363,7 +363,7 @@ class Recognizer:
 def _finite_outputs(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(B, T, V) log-probs, (B,) valid frames -> (B,) bool: no NaN or +inf in the valid frames
     (-inf is a probability of 0, which is fine)."""
-    valid = ~make_pad_mask(lengths, log_probs.shape[1])  # (B, T)
+    valid = valid_mask(lengths, log_probs.shape[1])  # (B, T)
     bad = (torch.isnan(log_probs) | (log_probs == float("inf"))).any(-1) & valid  # (B, T)
     return ~bad.any(-1)
 
