@@ -7,6 +7,7 @@ default decoding (`set_decoding`): a word list and an ARPA language model for be
 """
 
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,11 @@ def load_weights_only_checkpoint(path: str | Path) -> dict[str, Any]:
         ModelFileError: the file is not a checkpoint (a model file, a manifest...).
     """
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch's note on a plain pickle (not its zip format), which is no checkpoint
+            # anyway: the error below says so in one line.
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except IsADirectoryError:
         raise ModelFileError(f"{path}: not a Lightning checkpoint (a folder)") from None
     except OSError:  # missing, unreadable: the disk's reason

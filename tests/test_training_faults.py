@@ -5,7 +5,7 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,24 @@ def fit_command(manifest: Path, root: Path) -> list[str]:
     ]
 
 
+# tests/ on the path, so that `asr fit` can load the callbacks of tests/fault_callbacks.py.
+WITH_FAULT_CALLBACKS = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])
+    ),
+}
+
+
+def signal_at_step(step: int, name: str) -> list[str]:
+    """`asr fit` arguments adding fault_callbacks.SignalAtStep(step, name)."""
+    return [
+        "--trainer.callbacks+=fault_callbacks.SignalAtStep",
+        f"--trainer.callbacks.step={step}",
+        f"--trainer.callbacks.name={name}",
+    ]
+
+
 def run_fit(manifest: Path, root: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         fit_command(manifest, root), cwd=REPO, capture_output=True, text=True, timeout=300
@@ -109,24 +127,18 @@ def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tiny_corpus, t
     manifest = tiny_corpus / "manifest.jsonl"
     root = tmp_path / "killed"
     last = root / "checkpoints" / "last.ckpt"
-    process = subprocess.Popen(
-        fit_command(manifest, root),
+    # Killed before step 6, after step 4's last.ckpt (every 2 steps): mid-epoch 2 of 4.
+    killed = subprocess.run(
+        [*fit_command(manifest, root), *signal_at_step(5, "SIGKILL")],
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=WITH_FAULT_CALLBACKS,
+        start_new_session=True,  # its own process group, which the callback kills
     )
-    deadline = time.monotonic() + 240
-    while process.poll() is None and time.monotonic() < deadline:
-        # Renamed into place whole, so whenever it exists it loads.
-        if last.exists() and load_weights_only_checkpoint(last)["global_step"] % STEPS_PER_EPOCH:
-            break
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # no chance to clean up or save anything
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run should have been killed mid-way"
-    killed_at = load_weights_only_checkpoint(last)["global_step"]
-    assert 0 < killed_at < MAX_STEPS
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert load_weights_only_checkpoint(last)["global_step"] == 4
 
     resumed = run_fit(manifest, root)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -151,32 +163,26 @@ def test_sigterm_to_the_process_group_stops_cleanly_and_saves_the_step(tiny_corp
     failed the trainer with a 100-line traceback before Lightning could stop."""
     root = tmp_path / "terminated"
     last = root / "checkpoints" / "last.ckpt"
-    command = [*fit_command(tiny_corpus / "manifest.jsonl", root), "--data.num_workers", "2"]
+    command = [
+        *fit_command(tiny_corpus / "manifest.jsonl", root),
+        *("--data.num_workers", "2"),
+        *signal_at_step(4, "SIGTERM"),  # mid-epoch 2, the workers running
+    ]
     command[command.index("--trainer.max_steps") + 1] = "100000"
-    process = subprocess.Popen(
+    result = subprocess.run(
         command,
         cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
+        timeout=300,
+        env=WITH_FAULT_CALLBACKS,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 240
-    while process.poll() is None and not last.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        out, err = process.communicate(timeout=120)
-    finally:  # a run that hangs must not outlive the test
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
-    assert "Traceback" not in err and "killed by signal" not in err
-    step = load_weights_only_checkpoint(last)["global_step"]
-    # A worker starting at that moment is still in the group and dies first: then torch
-    # fails the trainer mid-step and nothing more is saved.
-    saved = f"step {step}: {last} saved; the same command resumes" in out
-    assert saved or "stopped by SIGTERM, which ended a loader worker first" in err
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "killed by signal" not in result.stderr
+    # Lightning finishes the step under way (the fifth), then the run stops and saves it.
+    assert load_weights_only_checkpoint(last)["global_step"] == 5
+    assert f"step 5: {last} saved; the same command resumes" in result.stdout
 
 
 def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
@@ -213,16 +219,31 @@ def test_leftovers_of_a_write_killed_mid_way_are_removed(tmp_path):
     assert AtomicCheckpointIO().load_checkpoint(tmp_path / "last.ckpt")["global_step"] == 1
 
 
-def refused_export(path: Path, output: Path) -> subprocess.CompletedProcess:
-    """`asr export path -o output`, which must refuse the file in one line, exit status 2."""
-    command = [sys.executable, "-m", "asr.cli", "export", str(path), "-o", str(output)]
+def refused_export(path: Path, output: Path, capsys: pytest.CaptureFixture) -> str:
+    """`asr export path -o output` (in this process), which must refuse the file in one line,
+    exit status 2; returns what it printed to stderr."""
+    from asr.cli import main as cli_main
+
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        assert cli_main(["export", str(path), "-o", str(output)]) == 2
+    assert not warned, [str(w.message) for w in warned]  # they would print before the line
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and f"{path}: not a Lightning checkpoint" in stderr
+    assert not output.exists()
+    return stderr
+
+
+def test_export_refusal_from_the_command_line_is_one_line_without_traceback(tmp_path):
+    path = tmp_path / "model.safetensors"
+    torch.save({"weights": torch.zeros(2)}, path)  # a dict, but no checkpoint
+    command = [sys.executable, "-m", "asr.cli", "export", str(path), "-o", str(tmp_path / "m")]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2 and f"{path}: not a Lightning checkpoint" in result.stderr
-    assert "Traceback" not in result.stderr
-    return result
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
+def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path, capsys):
     marker = tmp_path / "pwned"
 
     class Payload:
@@ -236,13 +257,12 @@ def test_checkpoint_with_pickled_code_is_refused_and_runs_nothing(tmp_path):
         AtomicCheckpointIO().load_checkpoint(path)
     with pytest.raises(ModelFileError, match="not a Lightning checkpoint"):
         load_weights_only_checkpoint(path)
-    result = refused_export(path, tmp_path / "m")
-    assert "weights_only` set to `False" not in result.stderr
+    assert "weights_only` set to `False" not in refused_export(path, tmp_path / "m", capsys)
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("name", ["model.safetensors", "manifest.jsonl", "checkpoints"])
-def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, name):
+def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, name, capsys):
     path = tmp_path / name
     if name == "checkpoints":
         path.mkdir()
@@ -250,7 +270,7 @@ def test_export_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, name):
         path.write_bytes(b'{"audio": "a.wav", "text": "stop", "duration": 1.0}\n')
     if name.endswith(".safetensors"):
         torch.save({"weights": torch.zeros(2)}, path)  # a dict, but no checkpoint
-    refused_export(path, tmp_path / "m")
+    refused_export(path, tmp_path / "m", capsys)
 
 
 def test_loader_workers_are_seeded_per_rank_as_lightning_seeds_them(monkeypatch):
@@ -258,16 +278,25 @@ def test_loader_workers_are_seeded_per_rank_as_lightning_seeds_them(monkeypatch)
     loader has none: worker k drew the same augmentations on every rank."""
     import random
 
+    import numpy as np
+
     from asr.datamodule import init_worker
 
     groups = []
     monkeypatch.setattr(os, "setpgrp", lambda: groups.append("new group"), raising=False)
     monkeypatch.setenv("PL_SEED_WORKERS", "1")
     draws = []
-    for rank in (0, 1):
-        torch.manual_seed(0)  # as every rank's trainer is seeded alike
-        init_worker(0, rank=rank)
-        draws.append((torch.rand(1).item(), random.random()))
+    # init_worker seeds this process's generators, as it would a worker's: put them back after.
+    states = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    try:
+        for rank in (0, 1):
+            torch.manual_seed(0)  # as every rank's trainer is seeded alike
+            init_worker(0, rank=rank)
+            draws.append((torch.rand(1).item(), random.random()))
+    finally:
+        torch.set_rng_state(states[0])
+        random.setstate(states[1])
+        np.random.set_state(states[2])
     assert draws[0][0] != draws[1][0] and draws[0][1] != draws[1][1]
     assert groups == ["new group", "new group"]
 
