@@ -88,7 +88,7 @@ def test_read_audio_finds_nan_samples(tmp_path):
     assert [(p.kind, "NaN" in p.detail) for p in problems] == [("unreadable", True)]
 
 
-def test_cli_subcommand_exit_status(tiny_corpus):
+def test_cli_subcommand_exit_status(tiny_corpus, tmp_path):
     from asr.cli import main as cli_main
 
     assert cli_main(["check-data", str(tiny_corpus / "manifest.jsonl")]) == 0
@@ -97,6 +97,6 @@ def test_cli_subcommand_exit_status(tiny_corpus):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["check-data", "-h"])
     assert exit_info.value.code == 0
-    empty = tiny_corpus / "empty.jsonl"
+    empty = tmp_path / "empty.jsonl"  # not in the corpus every test shares
     empty.write_text("")
     assert cli_main(["check-data", str(empty)]) == 1  # nothing to train on is a problem

@@ -11,7 +11,7 @@ import torch
 
 import asr
 from asr.audio import load_audio
-from asr.model_file import BUNDLED_MODEL
+from asr.model_file import BUNDLED_MODEL, load_weights_only_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,6 +24,23 @@ def asr_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         text=True,
         check=check,
     )
+
+
+def asr_in_process(capsys, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`asr_cli` in this process: the same `main`, without a Python start-up (seconds) each."""
+    from asr.cli import main
+
+    message = ""
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:  # argparse's usage errors, sys.exit("message")
+        code = exit_.code or 0
+        if isinstance(code, str):  # Python prints it and exits with status 1
+            message, code = code + "\n", 1
+    captured = capsys.readouterr()
+    if check:
+        assert code == 0, captured.err + message
+    return subprocess.CompletedProcess(list(args), code, captured.out, captured.err + message)
 
 
 def test_cli_transcribes_training_utterances(trained_model, tiny_corpus):
@@ -93,7 +110,15 @@ def test_export_from_checkpoint(trained_model, tmp_path):
     assert checkpoints, "fit should keep a last.ckpt for resuming"
     out = tmp_path / "again.safetensors"
     asr_cli("export", str(checkpoints[0]), "-o", str(out))
-    assert asr.load_model(out).header["model"] == asr.load_model(trained_model).header["model"]
+    exported = asr.load_model(out)
+    assert exported.header["model"] == asr.load_model(trained_model).header["model"]
+    # The file holds the checkpoint's trained weights, not freshly initialised ones.
+    state = load_weights_only_checkpoint(checkpoints[0])["state_dict"]
+    trained = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    weights = exported.model.state_dict()
+    assert weights.keys() == trained.keys()
+    for name, value in weights.items():
+        torch.testing.assert_close(value, trained[name])
 
 
 def test_cli_beam_search_and_word_timestamps(trained_model, tiny_corpus):
@@ -170,14 +195,16 @@ def test_cli_missing_or_corrupt_model_is_a_clear_error(tiny_corpus, tmp_path):
         assert "Traceback" not in result.stderr
 
 
-def test_set_decoding_stores_a_default_lexicon_beam_search(trained_model, tiny_corpus, tmp_path):
+def test_set_decoding_stores_a_default_lexicon_beam_search(
+    trained_model, tiny_corpus, tmp_path, capsys
+):
     words = tmp_path / "words.txt"
     words.write_text("go\nleft\nstop\nyes\n")  # "no" is spoken in the corpus but left out
     lm = tmp_path / "lm.arpa"
-    asr_cli("build-lm", str(tiny_corpus / "manifest.jsonl"), "-o", str(lm))
+    asr_in_process(capsys, "build-lm", str(tiny_corpus / "manifest.jsonl"), "-o", str(lm))
     model = tmp_path / "with_decoding.safetensors"
-    result = asr_cli(
-        "set-decoding", str(trained_model), "-o", str(model), "--lexicon", str(words),
+    result = asr_in_process(
+        capsys, "set-decoding", str(trained_model), "-o", str(model), "--lexicon", str(words),
         "--lm", str(lm), "--lm-weight", "0.3",
     )  # fmt: skip
     assert "beam search (beam 32) over 4 words and a 0 KiB LM by default" in result.stdout
@@ -195,9 +222,9 @@ def test_set_decoding_stores_a_default_lexicon_beam_search(trained_model, tiny_c
         "yes",
     }
     assert by_default[1].text == "go left"
-    assert asr_cli("transcribe", "--model", str(model), "--greedy", str(said_no)).stdout.endswith(
-        "\tno\n"
-    )
+    assert asr_in_process(
+        capsys, "transcribe", "--model", str(model), "--greedy", str(said_no)
+    ).stdout.endswith("\tno\n")
     # Same weights; the original file is untouched and still greedy.
     assert asr.load_model(trained_model).default_options.lexicon is None
     for ours, theirs in zip(
@@ -206,45 +233,50 @@ def test_set_decoding_stores_a_default_lexicon_beam_search(trained_model, tiny_c
         strict=True,
     ):
         assert torch.equal(ours, theirs)
-    asr_cli("set-decoding", str(model), "--none")
+    asr_in_process(capsys, "set-decoding", str(model), "--none")
     assert asr.load_model(model).default_options.lexicon is None
 
 
-def test_set_decoding_copies_another_models_decoding(trained_model, tiny_corpus, tmp_path):
+def test_set_decoding_copies_another_models_decoding(trained_model, tiny_corpus, tmp_path, capsys):
     """A fine-tune of a model gets the same word list and LM with --copy-from."""
     words, lm = tmp_path / "words.txt", tmp_path / "lm.arpa"
     words.write_text("go\nleft\nstop\n")
-    asr_cli("build-lm", str(tiny_corpus / "manifest.jsonl"), "-o", str(lm))
+    asr_in_process(capsys, "build-lm", str(tiny_corpus / "manifest.jsonl"), "-o", str(lm))
     source, copy = tmp_path / "source.safetensors", tmp_path / "copy.safetensors"
-    asr_cli("set-decoding", str(trained_model), "-o", str(source), "--lexicon", str(words),
-            "--lm", str(lm), "--lm-weight", "0.3", "--word-score", "-1")  # fmt: skip
-    result = asr_cli("set-decoding", str(trained_model), "-o", str(copy), "--copy-from",
-                     str(source), "--word-score", "2")  # fmt: skip
+    asr_in_process(capsys, "set-decoding", str(trained_model), "-o", str(source),
+                   "--lexicon", str(words), "--lm", str(lm), "--lm-weight", "0.3",
+                   "--word-score", "-1")  # fmt: skip
+    result = asr_in_process(capsys, "set-decoding", str(trained_model), "-o", str(copy),
+                            "--copy-from", str(source), "--word-score", "2")  # fmt: skip
     assert "beam search over 3 words by default" in result.stdout
     recognizer = asr.load_model(copy)  # its decoding files live as long as it does
     options = recognizer.default_options
     assert (options.beam_size, options.lm_weight, options.word_score) == (32, 0.3, 2.0)
     assert Path(options.lexicon).read_text().split() == ["go", "left", "stop"]
     assert Path(options.lm).read_text() == lm.read_text()
-    greedy = asr_cli("set-decoding", str(trained_model), "--copy-from", str(trained_model),
-                     check=False)  # fmt: skip
+    greedy = asr_in_process(capsys, "set-decoding", str(trained_model), "--copy-from",
+                            str(trained_model), check=False)  # fmt: skip
     assert greedy.returncode != 0 and "stores no decoding" in greedy.stderr
-    both = asr_cli("set-decoding", str(copy), "--copy-from", str(source), "--lexicon",
-                   str(words), check=False)  # fmt: skip
+    both = asr_in_process(capsys, "set-decoding", str(copy), "--copy-from", str(source),
+                          "--lexicon", str(words), check=False)  # fmt: skip
     assert both.returncode != 0 and "--copy-from brings its own" in both.stderr
-    none = asr_cli("set-decoding", str(copy), "--none", "--copy-from", str(source), check=False)
+    none = asr_in_process(
+        capsys, "set-decoding", str(copy), "--none", "--copy-from", str(source), check=False
+    )
     assert none.returncode != 0 and "--none stores no decoding" in none.stderr
 
 
 @pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="no bundled model")
-def test_set_decoding_changes_settings_only_and_copies_the_bundled_model(trained_model, tmp_path):
+def test_set_decoding_changes_settings_only_and_copies_the_bundled_model(
+    trained_model, tmp_path, capsys
+):
     """Settings alone keep the stored word list and LM; 'bundled' is copied, never changed."""
     before = BUNDLED_MODEL.read_bytes()
-    in_place = asr_cli("set-decoding", "bundled", "--lm-weight", "1.5", check=False)
+    in_place = asr_in_process(capsys, "set-decoding", "bundled", "--lm-weight", "1.5", check=False)
     assert in_place.returncode != 0 and "give -o" in in_place.stderr
     assert BUNDLED_MODEL.read_bytes() == before
     copy = tmp_path / "bundled_lm1.5.safetensors"
-    asr_cli("set-decoding", "bundled", "-o", str(copy), "--lm-weight", "1.5")
+    asr_in_process(capsys, "set-decoding", "bundled", "-o", str(copy), "--lm-weight", "1.5")
     # A recogniser's decoding files live as long as it does.
     copied, bundled = asr.load_model(copy), asr.load_model()
     ours, theirs = copied.default_options, bundled.default_options
@@ -252,30 +284,37 @@ def test_set_decoding_changes_settings_only_and_copies_the_bundled_model(trained
     assert (ours.beam_size, ours.word_score) == (theirs.beam_size, theirs.word_score)
     assert Path(ours.lexicon).read_text() == Path(theirs.lexicon).read_text()
     assert Path(ours.lm).read_text() == Path(theirs.lm).read_text()
-    asr_cli("set-decoding", str(copy), "--word-score", "-2")  # in place: a file of one's own
+    asr_in_process(
+        capsys, "set-decoding", str(copy), "--word-score", "-2"
+    )  # in place: a file of one's own
     recognizer = asr.load_model(copy)
     changed = recognizer.default_options
     assert (changed.lm_weight, changed.word_score) == (1.5, -2.0)
     assert Path(changed.lm).read_text() == Path(theirs.lm).read_text()
-    greedy = asr_cli("set-decoding", str(trained_model), "--lm-weight", "1", check=False)
+    greedy = asr_in_process(
+        capsys, "set-decoding", str(trained_model), "--lm-weight", "1", check=False
+    )
     assert greedy.returncode != 0 and "stores no decoding" in greedy.stderr
-    nothing = asr_cli("set-decoding", str(copy), check=False)
+    nothing = asr_in_process(capsys, "set-decoding", str(copy), check=False)
     assert nothing.returncode != 0 and "settings to change" in nothing.stderr
 
 
-def test_set_decoding_refuses_a_broken_lm_and_leaves_the_file(trained_model, tiny_corpus, tmp_path):
+def test_set_decoding_refuses_a_broken_lm_and_leaves_the_file(
+    trained_model, tiny_corpus, tmp_path, capsys
+):
     words, lm = tmp_path / "words.txt", tmp_path / "lm.arpa"
     words.write_text("go\nleft\n")
     lm.write_text("this is not an ARPA file\n")
     model = tmp_path / "model.safetensors"
     model.write_bytes(trained_model.read_bytes())
-    result = asr_cli(
-        "set-decoding", str(model), "--lexicon", str(words), "--lm", str(lm), check=False
+    result = asr_in_process(
+        capsys, "set-decoding", str(model), "--lexicon", str(words), "--lm", str(lm), check=False
     )
     assert result.returncode != 0 and "lm.arpa" in result.stderr
     assert model.read_bytes() == trained_model.read_bytes()
-    conflicting = asr_cli("transcribe", "--model", str(model), "--greedy", "--beam-size", "4",
-                          str(tiny_corpus / "wav"), check=False)  # fmt: skip
+    conflicting = asr_in_process(capsys, "transcribe", "--model", str(model), "--greedy",
+                                 "--beam-size", "4", str(tiny_corpus / "wav"),
+                                 check=False)  # fmt: skip
     assert conflicting.returncode != 0 and "--greedy cannot be combined" in conflicting.stderr
 
 

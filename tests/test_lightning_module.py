@@ -54,6 +54,24 @@ def test_spec_augment_masks_training_features_only():
     assert torch.equal(small_module(spec_augment=0)._augment(feats), feats)
 
 
+def test_spec_augment_reaches_training_steps_only(monkeypatch):
+    module = small_module(spec_augment=2, freq_mask=20, time_mask=30)
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    model_inputs = []
+    real = module.model.forward
+    monkeypatch.setattr(
+        module.model, "forward", lambda f, n: model_inputs.append(f.clone()) or real(f, n)
+    )
+    module.on_validation_epoch_start()
+    module._shared_step(batch(), "val")
+    module._shared_step(batch(), "train")
+    plain, _ = module.features(batch()["audio"], batch()["audio_lengths"])
+    val_feats, train_feats = model_inputs
+    assert torch.equal(val_feats, plain)
+    masked = train_feats != plain
+    assert masked.any() and (train_feats[masked] == 0).all()  # masks, nothing else
+
+
 def test_ctc_loss_is_fp32_and_finite_under_bf16_autocast(monkeypatch):
     module = small_module(spec_augment=0)
     monkeypatch.setattr(module, "log", lambda *a, **k: None)
