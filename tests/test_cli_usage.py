@@ -186,3 +186,87 @@ def test_figures_go_into_folders_that_do_not_exist_yet(wav, tmp_path):
     figure = tmp_path / "new" / "folder" / "inspect.png"
     assert main(["inspect", str(wav), "-o", str(figure)]) == 0
     assert figure.stat().st_size > 0
+
+
+def test_a_file_that_fails_goes_to_stderr_and_the_others_are_transcribed(wav, tmp_path, capsys):
+    import asr
+
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio\n")
+    expected = asr.load_model().transcribe(wav)[0].text
+    assert main(["transcribe", str(bad), str(wav), "-q"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{wav}\t{expected}"]  # the bad file is not printed as text
+    assert f"asr transcribe: error: {bad}: " in err
+    assert "1 of 2 files failed" in err and "Traceback" not in err
+
+
+def cli_decoding_options(options, default):
+    """The DecodingOptions `asr transcribe` would use with these options."""
+    from asr.cli import _decoding_options, build_parser
+
+    return _decoding_options(build_parser().parse_args(["transcribe", "a.wav", *options]), default)
+
+
+def test_lm_weight_and_word_score_adjust_the_models_own_decoding():
+    from dataclasses import replace
+
+    from asr.transcribe import DecodingOptions
+
+    own = DecodingOptions(beam_size=8, lexicon="own.txt", lm="own.arpa", lm_weight=0.2)
+    options = cli_decoding_options(["--lm-weight", "0.9", "--word-score", "-1.5"], own)
+    assert options == replace(own, lm_weight=0.9, word_score=-1.5)
+
+
+@pytest.mark.parametrize(
+    ("search", "beam_size"),
+    [
+        (["--lexicon", "words.txt"], "default"),
+        (["--lexicon", "words.txt", "--lm", "lm.arpa"], "default"),
+        (["--lexicon", "words.txt", "--beam-size", "4"], 4),
+    ],
+)
+def test_a_lexicon_replaces_the_models_decoding_with_the_default_beam(search, beam_size):
+    from asr.beam_search import DEFAULT_BEAM_SIZE
+    from asr.transcribe import DecodingOptions
+
+    own = DecodingOptions(beam_size=8, lexicon="own.txt", lm="own.arpa")
+    options = cli_decoding_options([*search, "--lm-weight", "0.9", "--word-score", "-1.5"], own)
+    assert options.beam_size == (DEFAULT_BEAM_SIZE if beam_size == "default" else beam_size)
+    assert options.lexicon == "words.txt"
+    assert options.lm == ("lm.arpa" if "--lm" in search else None)  # not the model's own
+    assert (options.lm_weight, options.word_score) == (0.9, -1.5)
+
+
+def test_paths_without_any_audio_exit_1(tmp_path, capsys):
+    empty = tmp_path / "nothing here"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no audio\n")
+    assert main(["transcribe", str(empty), "-q"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == ["asr transcribe: no audio files found in the given paths"]
+
+
+def test_export_of_a_checkpoint_without_settings_is_one_line(tmp_path, capsys):
+    import torch
+
+    checkpoint, output = tmp_path / "last.ckpt", tmp_path / "m.safetensors"
+    torch.save({"state_dict": {}}, checkpoint)  # no "hyper_parameters"
+    assert main(["export", str(checkpoint), "-o", str(output)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"asr export: error: {checkpoint}: ")
+    assert "without the model's settings" in err[0]
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("problem", ["missing", "not UTF-8"])
+def test_check_data_names_a_manifest_it_cannot_read(tmp_path, capsys, problem):
+    manifest = tmp_path / "m.jsonl"
+    if problem == "not UTF-8":
+        manifest.write_bytes('{"audio": "a.wav", "text": "café"}\n'.encode("latin-1"))
+    assert main(["check-data", str(manifest)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"asr check-data: {manifest}: cannot read the manifest")
+    assert len(err.splitlines()) == 1

@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -59,15 +60,18 @@ def test_pickle_payload_is_refused_without_running(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "settings",
+    ("settings", "reason"),
     [
-        "{not json",
-        "[1, 2]",
-        '{"format_version": FORMAT, "model": {"hidden_size": 16, "attention_heads": 4}}',
-        '{"format_version": FORMAT, "model": {}}',
+        ("{not json", "corrupt asr settings"),
+        ("[1, 2]", r"corrupt asr settings \(not a JSON object\)"),
+        (
+            '{"format_version": FORMAT, "model": {"hidden_size": 16, "attention_heads": 4}}',
+            "settings this asr cannot read .*attention_heads",
+        ),
+        ('{"format_version": FORMAT, "model": {}}', "settings this asr cannot read .*tokenizer"),
     ],
 )
-def test_unreadable_settings_name_the_file(tmp_path, settings):
+def test_unreadable_settings_name_the_file(tmp_path, settings, reason):
     """Corrupt JSON or a setting this version does not know was a JSONDecodeError,
     KeyError or TypeError traceback."""
     from safetensors.torch import save_file
@@ -75,7 +79,54 @@ def test_unreadable_settings_name_the_file(tmp_path, settings):
     path = tmp_path / "m.safetensors"
     settings = settings.replace("FORMAT", json.dumps(model_file.FORMAT_VERSION))
     save_file(small_model().state_dict(), path, metadata={model_file.METADATA_KEY: settings})
-    with pytest.raises(ModelFileError, match=str(path)):
+    with pytest.raises(ModelFileError, match=f"^{re.escape(str(path))}: {reason}"):
+        load_model_file(path)
+
+
+def test_a_safetensors_file_without_asr_settings_is_named(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    save_file(small_model().state_dict(), path)  # weights only, as any safetensors writer
+    with pytest.raises(ModelFileError, match=f"^{re.escape(str(path))}: .*without asr settings"):
+        load_model_file(path)
+
+
+@pytest.mark.parametrize("version", ["newer", "none"])
+def test_an_unsupported_format_version_is_named(tmp_path, version):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, small_model(), Tokenizer(), "utterance")
+    header = read_header(path)
+    if version == "newer":
+        header["format_version"] = model_file.FORMAT_VERSION + 1
+    else:
+        del header["format_version"]
+    metadata = {model_file.METADATA_KEY: json.dumps(header)}
+    save_file(small_model().state_dict(), path, metadata=metadata)
+    shown = header.get("format_version")
+    with pytest.raises(
+        ModelFileError, match=f"^{re.escape(str(path))}: unsupported format version {shown}$"
+    ):
+        load_model_file(path)
+
+
+@pytest.mark.parametrize("weights", ["other sizes", "a tensor missing"])
+def test_weights_that_do_not_match_the_settings_are_named(tmp_path, weights):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    save_model_file(path, small_model(), Tokenizer(), "utterance")
+    metadata = {model_file.METADATA_KEY: json.dumps(read_header(path))}
+    if weights == "other sizes":
+        config = ModelConfig(conv_channels=16, hidden_size=24, num_layers=1)
+        state = AcousticModel(config).state_dict()
+    else:
+        state = small_model().state_dict()
+        state.pop(next(iter(state)))
+    save_file(state, path, metadata=metadata)
+    with pytest.raises(ModelFileError, match=f"^{re.escape(str(path))}: weights do not match"):
         load_model_file(path)
 
 

@@ -33,6 +33,7 @@ from asr.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_LIFETIME_S = 60.0  # the test server stops itself after this long, whatever happens
+NAME = "speech_commands_v0.02.tar.gz"  # the archive the test server serves
 
 
 def load_recipe():
@@ -80,7 +81,8 @@ def make_archive() -> bytes:
 
 
 class Server:
-    """Serves `payload` at /<name>; honours Range; can cut the next transfers short."""
+    """Serves `payload` at /NAME (other paths: 404); honours Range; can cut the next
+    transfers short."""
 
     def __init__(self, payload: bytes) -> None:
         self.payload = payload
@@ -93,6 +95,9 @@ class Server:
             def do_GET(self) -> None:
                 header = self.headers.get("Range")
                 server.ranges.append(header)
+                if self.path != f"/{NAME}":
+                    self.send_error(404)
+                    return
                 start = 0
                 if header and server.honour_range:
                     start = int(header.removeprefix("bytes=").split("-")[0])
@@ -119,7 +124,7 @@ class Server:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/speech_commands_v0.02.tar.gz"
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{NAME}"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -214,6 +219,25 @@ def test_checksum_mismatch_is_refused(tmp_path, server):
     code = sc.main(["--url", server.url, "--sha256", "0" * 64, "--out", str(tmp_path / "sc")])
     assert code == 1
     assert not (tmp_path / "sc" / "train.jsonl").exists()
+
+
+def test_a_file_missing_on_the_server_is_named_and_not_resumable(tmp_path, server):
+    url = server.url.replace(NAME, "speech_commands_v0.01.tar.gz")
+    dest = tmp_path / "a.tar.gz"
+    with pytest.raises(DownloadError) as info:
+        download(url, dest)
+    message = str(info.value)
+    assert url in message and "404" in message
+    assert "resume" not in message  # the server answered: running again changes nothing
+    assert list(tmp_path.iterdir()) == []  # no file, no partial file
+
+
+def test_a_complete_download_with_a_wrong_checksum_is_fetched_again(tmp_path, server, archive):
+    dest = tmp_path / "a.tar.gz"
+    dest.write_bytes(archive[:-1] + b"?")  # the right size, a byte wrong
+    download(server.url, dest, sha256=sha(archive))
+    assert dest.read_bytes() == archive
+    assert server.ranges == [None]  # fetched whole, not resumed from the stale copy
 
 
 def evil_tar(path: Path, kind: str) -> Path:

@@ -15,6 +15,7 @@ import torch
 import asr
 from asr.audio import SAMPLE_RATE, resample
 from asr.model_file import BUNDLED_MODEL
+from asr.transcribe import SORT_WINDOW
 
 COMMAND = "turn on the kitchen light"
 # Said one after another in one recording: its pieces' word times are offset by sums.
@@ -22,6 +23,10 @@ SEVERAL = ("yes", "volume up", "go forward three meters", "set a timer for five 
 VOICE = "en-us+f4"  # a voice the bundled model never heard
 SILENCE_S = 0.3  # around each recording, as a recorder gives
 GAP_S = 1.0  # between the commands of one recording: a pause that cuts
+# Single words the bundled model gets right in VOICE; 18 of them, so that a list cycling
+# through them does not repeat with the read-ahead windows (multiples of SORT_WINDOW).
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+WORDS += ("yes", "no", "stop", "go", "up", "down", "left", "right")
 
 pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="no bundled model")
 
@@ -62,6 +67,14 @@ def several(tmp_path_factory) -> np.ndarray:
         speech, rate = espeak(text, folder)
         parts += [resample(torch.from_numpy(speech), rate).numpy(), gap]
     return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory) -> dict[str, np.ndarray]:
+    """Each of WORDS said alone, at 16 kHz."""
+    folder = tmp_path_factory.mktemp("words")
+    said = {word: espeak(word, folder) for word in WORDS}
+    return {w: resample(torch.from_numpy(x), rate).numpy() for w, (x, rate) in said.items()}
 
 
 def test_an_array_at_another_rate_is_resampled(recognizer, command):
@@ -144,3 +157,30 @@ def test_default_options_outlive_their_recognizer():
     gc.collect()  # the Recognizer is gone; its decoding files must not be
     assert Path(options.lexicon).is_file() and Path(options.lm).is_file()
     assert options.decoder is not None
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_batch_size_below_one_is_refused(recognizer, batch_size):
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        recognizer.transcribe(np.zeros(SAMPLE_RATE, np.float32), batch_size=batch_size)
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [np.zeros(0, np.float32), torch.zeros(0)],
+    ids=["array", "tensor"],
+)
+def test_an_empty_input_gets_an_error_and_the_rest_are_transcribed(recognizer, command, empty):
+    results = recognizer.transcribe([empty, command[0]])
+    assert results[0].text == "" and results[0].words == [] and results[0].path is None
+    assert "non-empty 1-D array" in results[0].error and "(0,)" in results[0].error
+    assert results[1].text == COMMAND and results[1].error is None
+
+
+def test_inputs_over_several_read_ahead_windows_come_back_complete_in_order(recognizer, words):
+    batch_size = 2
+    count = 2 * batch_size * SORT_WINDOW + 3  # two whole windows and part of a third
+    spoken = [WORDS[i % len(WORDS)] for i in range(count)]
+    inputs = [words[word] for word in spoken]  # of different lengths: each window is sorted
+    results = recognizer.transcribe(inputs, batch_size=batch_size)
+    assert [r.text for r in results] == spoken
