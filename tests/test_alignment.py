@@ -55,7 +55,6 @@ def test_ambiguous_word_has_lower_confidence() -> None:
 
 def test_wrong_word_has_lower_confidence() -> None:
     right = align_words(emissions(SPEC_OFF), "on off", TOKENIZER, FRAME_SHIFT)
-    wrong = align_words(emissions(SPEC_OFF), "on of", TOKENIZER, FRAME_SHIFT)
     # A deleted "f" (strong at frame 11, which "of" must call blank) and a substituted "a".
     for text in ("on of", "on oaf"):
         wrong = align_words(emissions(SPEC_OFF), text, TOKENIZER, FRAME_SHIFT)

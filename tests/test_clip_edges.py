@@ -44,7 +44,7 @@ def test_clip_cuts_where_the_energy_comes_within_the_threshold():
     assert -22 < first < -15 and last > -3
 
 
-def test_copies_are_clipped_deterministic_and_listed(tmp_path):
+def test_copies_are_clipped_deterministic_and_listed(tmp_path, capsys):
     source = tmp_path / "src"
     (source / "wav").mkdir(parents=True)
     records = []
@@ -65,5 +65,7 @@ def test_copies_are_clipped_deterministic_and_listed(tmp_path):
             assert record["duration"] == pytest.approx(audio.size / RATE)
             assert 0.2 < record["duration"] < 0.45  # cut 10-30 dB into a 0.7 s recording
     assert "x" in clip_edges.report(manifest)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as refused:
         clip_edges.main([str(manifest), "--out", str(tmp_path / "c"), "--range", "-30", "5"])
+    assert refused.value.code == 2 and "two negative dB values" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
