@@ -179,13 +179,20 @@ class DurationBatchSampler(Sampler[list]):
         self.epoch = 0
         self._cache: tuple[int, list[list]] | None = None  # (epoch, this rank's batches)
         self._batches_per_epoch: int | None = None  # fixed by the first epoch asked for
+        self._skip = 0  # batches of this epoch the next iteration leaves out (see `resume`)
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch (by `CTCModule.on_train_epoch_start` in training)."""
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list]:
-        rng = random.Random(self.seed + self.epoch)
+    def resume(self, epoch: int, batches_done: int) -> None:
+        """Go on from epoch `epoch`'s batch `batches_done`: the next iteration yields that
+        epoch's batches after its first `batches_done` (those a stopped run trained on)."""
+        self.set_epoch(epoch)
+        self._skip = batches_done
+
+    def _all_batches(self, epoch: int) -> list[list]:
+        rng = random.Random(self.seed + epoch)
         order = list(range(len(self.frames)))
         frames = self.frames
         factors = [1.0] * len(order)
@@ -230,15 +237,16 @@ class DurationBatchSampler(Sampler[list]):
     def _rank_batches(self) -> list[list]:
         if self._cache is not None and self._cache[0] == self.epoch:
             return self._cache[1]  # Lightning asks len() often; an epoch's batches are fixed
-        batches = self._all_batches()
+        batches = self._all_batches(self.epoch)
         if self.shuffle:
             # Speed factors and jitter change the bucketing, so the count of batches varies
             # a little between epochs; but Lightning counts them once and validates after
             # that many, so an epoch with fewer would never be validated (nor checkpointed).
-            # Each epoch is cut or extended to the first one's length: a few batches (random
-            # ones: they are shuffled) are left out of this epoch, or seen twice in it.
+            # Each epoch is cut or extended to epoch 0's length (a resumed run's too): a few
+            # batches (random ones: they are shuffled) are left out of it, or seen twice.
             if self._batches_per_epoch is None:
-                self._batches_per_epoch = len(batches)
+                first = batches if self.epoch == 0 else self._all_batches(0)
+                self._batches_per_epoch = len(first)
             batches = list(itertools.islice(itertools.cycle(batches), self._batches_per_epoch))
         if self.drop_last:
             per_rank = len(batches) // self.num_replicas
@@ -249,7 +257,8 @@ class DurationBatchSampler(Sampler[list]):
         return mine
 
     def __iter__(self) -> Iterator[list]:
-        return iter(self._rank_batches())
+        skip, self._skip = self._skip, 0
+        return iter(self._rank_batches()[skip:])
 
     def __len__(self) -> int:
         return len(self._rank_batches())

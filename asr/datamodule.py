@@ -55,6 +55,8 @@ class SpeechDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.tokenizer = Tokenizer()
+        self._train_sampler: DurationBatchSampler | None = None
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches of it done)
 
     def _loader(self, manifests: str | list[str], train: bool) -> DataLoader:
         if isinstance(manifests, str):
@@ -74,8 +76,11 @@ class SpeechDataModule(L.LightningDataModule):
             speed_factors=(self.hparams.speed_factors or ()) if train else (),
             silence=self._silence() if train else None,
         )
-        if self.trainer is not None:  # a resumed run goes on with its epoch's batches
-            sampler.set_epoch(self.trainer.current_epoch)
+        if train and self._resume_at is not None:  # a resumed run, once
+            sampler.resume(*self._resume_at)
+            self._resume_at = None
+        if train:
+            self._train_sampler = sampler
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,
@@ -97,6 +102,27 @@ class SpeechDataModule(L.LightningDataModule):
         if self.hparams.pad_silence <= 0:
             return None
         return int(self.hparams.pad_silence * SAMPLE_RATE), self.hparams.pad_probability
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training is, for a run resumed from a checkpoint that holds it: the epoch
+        and how many of its batches have been trained on. Lightning saves it with each
+        checkpoint (after a step, which counts) and restores it before any loader is made:
+        so the resumed epoch goes on with the rest of its batches, not with the batches of
+        epoch 0 (Lightning's own current_epoch is restored only later) nor from its start
+        (Lightning would need a stateful loader, which it then does not restore when
+        `configure_optimizers` asks for `estimated_stepping_batches`:
+        Lightning-AI/pytorch-lightning#20550)."""
+        if self.trainer is None or self._train_sampler is None:
+            return {}
+        epoch = self.trainer.current_epoch
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= len(self._train_sampler):  # saved at the epoch's end: the next one
+            epoch, done = epoch + 1, 0
+        return {"epoch": epoch, "batches_done": done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state:
+            self._resume_at = (state["epoch"], state["batches_done"])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.hparams.train_manifest, train=True)

@@ -1,7 +1,8 @@
-"""A callback that test_training_faults.py adds to `asr fit` runs (importable as
+"""Callbacks that test_training_faults.py adds to `asr fit` runs (importable as
 `fault_callbacks` with tests/ on PYTHONPATH): a signal at a step chosen in advance, so the
-tests do not race the run."""
+tests do not race the run, and a record of the batches trained on."""
 
+import json
 import os
 import signal
 
@@ -19,3 +20,14 @@ class SignalAtStep(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step == self.step:
             os.killpg(os.getpgid(0), self.signal)
+
+
+class RecordBatches(L.Callback):
+    """Append each trained batch's utterance indices to `path`, a JSON list per line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(batch["indices"].tolist()) + "\n")

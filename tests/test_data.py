@@ -213,9 +213,51 @@ def test_every_training_epoch_has_the_first_epochs_number_of_batches():
     natural = set()
     for epoch in range(12):
         sampler.set_epoch(epoch)
-        natural.add(len(sampler._all_batches()))
+        natural.add(len(sampler._all_batches(epoch)))
         batches = list(sampler)
         assert len(batches) == len(sampler) == first
         seen = {i for batch in batches for i, _ in batch}
         assert len(seen) >= 0.95 * len(d)  # at most a batch or two left out
     assert len(natural) > 1  # the bucketing alone would give epochs of different lengths
+
+
+def test_a_resumed_sampler_yields_the_rest_of_its_epoch_once():
+    def sampler() -> DurationBatchSampler:
+        return DurationBatchSampler(
+            durations(300, seed=2), max_frames=2000, speed_factors=[0.9, 1.1], seed=4
+        )
+
+    uninterrupted = sampler()
+    uninterrupted.set_epoch(2)
+    epoch_2 = list(uninterrupted)
+    resumed = sampler()  # a new process: it has seen no epoch before
+    resumed.resume(2, 3)
+    assert list(resumed) == epoch_2[3:]
+    assert len(resumed) == len(epoch_2)  # an epoch's length, as Lightning counts it
+    assert list(resumed) == epoch_2  # the next iteration is a whole epoch again
+
+
+def test_the_data_module_saves_where_training_is(tiny_corpus):
+    from types import SimpleNamespace
+
+    from asr.datamodule import SpeechDataModule
+
+    manifest = str(tiny_corpus / "manifest.jsonl")
+    data = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
+    assert data.state_dict() == {}  # no training yet: nothing to resume
+    loader = data.train_dataloader()
+    batches = len(loader)
+    progress = SimpleNamespace(processed=1)
+    epoch_loop = SimpleNamespace(batch_progress=SimpleNamespace(current=progress))
+    data.trainer = SimpleNamespace(current_epoch=3, fit_loop=SimpleNamespace(epoch_loop=epoch_loop))
+    assert data.state_dict() == {"epoch": 3, "batches_done": 1}
+    progress.processed = batches  # saved at the epoch's end: the next epoch, from its start
+    assert data.state_dict() == {"epoch": 4, "batches_done": 0}
+
+    resumed = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
+    resumed.load_state_dict({"epoch": 3, "batches_done": 1})
+    uninterrupted = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
+    sampler = uninterrupted.train_dataloader().batch_sampler
+    sampler.set_epoch(3)
+    expected = list(sampler)
+    assert list(resumed.train_dataloader().batch_sampler) == expected[1:]
