@@ -179,17 +179,18 @@ class DurationBatchSampler(Sampler[list]):
         self.epoch = 0
         self._cache: tuple[int, list[list]] | None = None  # (epoch, this rank's batches)
         self._batches_per_epoch: int | None = None  # fixed by the first epoch asked for
-        self._skip = 0  # batches of this epoch the next iteration leaves out (see `resume`)
+        self._resumed: tuple[int, int] | None = None  # (epoch, batches done): see `resume`
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch (by `CTCModule.on_train_epoch_start` in training)."""
         self.epoch = epoch
 
     def resume(self, epoch: int, batches_done: int) -> None:
-        """Go on from epoch `epoch`'s batch `batches_done`: the next iteration yields that
-        epoch's batches after its first `batches_done` (those a stopped run trained on)."""
+        """Go on from epoch `epoch`'s batch `batches_done`: iterations yield that epoch's
+        batches after its first `batches_done` (those a stopped run trained on) for as long
+        as the epoch is `epoch` (a loader with workers iterates its batch sampler twice)."""
         self.set_epoch(epoch)
-        self._skip = batches_done
+        self._resumed = (epoch, batches_done)
 
     def _all_batches(self, epoch: int) -> list[list]:
         rng = random.Random(self.seed + epoch)
@@ -257,8 +258,8 @@ class DurationBatchSampler(Sampler[list]):
         return mine
 
     def __iter__(self) -> Iterator[list]:
-        skip, self._skip = self._skip, 0
-        return iter(self._rank_batches()[skip:])
+        resumed, done = self._resumed or (None, 0)
+        return iter(self._rank_batches()[done if resumed == self.epoch else 0 :])
 
     def __len__(self) -> int:
         return len(self._rank_batches())

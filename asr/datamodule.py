@@ -76,11 +76,15 @@ class SpeechDataModule(L.LightningDataModule):
             speed_factors=(self.hparams.speed_factors or ()) if train else (),
             silence=self._silence() if train else None,
         )
-        if train and self._resume_at is not None:  # a resumed run, once
-            sampler.resume(*self._resume_at)
-            self._resume_at = None
         if train:
             self._train_sampler = sampler
+        current = self.trainer.current_epoch if self.trainer is not None else 0
+        # A resumed run's loader, also when made again in its first epoch (a reload; Lightning
+        # makes the first one before it restores current_epoch, which is then 0).
+        if train and self._resume_at is not None and self._resume_at[0] >= current:
+            sampler.resume(*self._resume_at)
+        else:
+            sampler.set_epoch(current)
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,
@@ -116,13 +120,21 @@ class SpeechDataModule(L.LightningDataModule):
             return {}
         epoch = self.trainer.current_epoch
         done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= len(self._train_sampler):  # saved at the epoch's end: the next one
+        if done >= self.trainer.num_training_batches:  # saved at the epoch's end: the next
             epoch, done = epoch + 1, 0
         return {"epoch": epoch, "batches_done": done}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if state:
-            self._resume_at = (state["epoch"], state["batches_done"])
+        if not state:
+            return
+        if self._train_sampler is not None:
+            # Restored after the training loader was made and iterated (strategies that
+            # restore after setup, e.g. FSDP): it starts the epoch over, as Lightning warns.
+            return
+        self._resume_at = (state["epoch"], state["batches_done"])
+        # Lightning warns that a loader without a state starts a resumed epoch over; this one
+        # does not.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.hparams.train_manifest, train=True)

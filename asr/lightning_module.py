@@ -251,8 +251,9 @@ class CTCModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Lightning tells a plain sampler or a BatchSampler's `.sampler` the epoch, not a batch
         # sampler of its own; without this every epoch would get epoch 0's batches and speed
-        # factors. Runs before the epoch's iterator is made (for later epochs; the first
-        # epoch's sampler is told at creation, see `SpeechDataModule`).
+        # factors. Runs before the epoch's iterator is made, for later epochs; the first
+        # epoch's sampler (a resumed run's too, which does not run this hook for the epoch
+        # it resumes) is told at creation: `SpeechDataModule._loader`.
         batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
         if hasattr(batch_sampler, "set_epoch"):
             batch_sampler.set_epoch(self.current_epoch)

@@ -305,8 +305,6 @@ def main(args: list[str] | None = None) -> int:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_advert)
     # Lightning 2.6 on torch 2.14 warns about its own use of a torch API in every run.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
-    # Resumed mid-epoch, our loader goes on where it was (SpeechDataModule.state_dict).
-    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended")
     try:
         TrainCLI(
             CTCModule,

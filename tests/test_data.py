@@ -3,6 +3,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from asr.audio import SAMPLE_RATE, resample
 from asr.data import DurationBatchSampler, SpeechDataset, collate, speed_rate
@@ -221,7 +222,14 @@ def test_every_training_epoch_has_the_first_epochs_number_of_batches():
     assert len(natural) > 1  # the bucketing alone would give epochs of different lengths
 
 
-def test_a_resumed_sampler_yields_the_rest_of_its_epoch_once():
+class IndexOf(Dataset):
+    """The utterance index of a sampler's item, (index, speed factor)."""
+
+    def __getitem__(self, item: tuple[int, float]) -> int:
+        return item[0]
+
+
+def test_a_resumed_sampler_yields_the_rest_of_its_epoch_through_a_loader_with_workers():
     def sampler() -> DurationBatchSampler:
         return DurationBatchSampler(
             durations(300, seed=2), max_frames=2000, speed_factors=[0.9, 1.1], seed=4
@@ -232,32 +240,50 @@ def test_a_resumed_sampler_yields_the_rest_of_its_epoch_once():
     epoch_2 = list(uninterrupted)
     resumed = sampler()  # a new process: it has seen no epoch before
     resumed.resume(2, 3)
-    assert list(resumed) == epoch_2[3:]
     assert len(resumed) == len(epoch_2)  # an epoch's length, as Lightning counts it
-    assert list(resumed) == epoch_2  # the next iteration is a whole epoch again
+    assert list(resumed) == epoch_2[3:]
+    # A loader with workers iterates its batch sampler twice before the first batch.
+    loader = DataLoader(IndexOf(), batch_sampler=resumed, num_workers=1, collate_fn=list)
+    assert list(loader) == [[i for i, _ in batch] for batch in epoch_2[3:]]
+    resumed.set_epoch(3)
+    uninterrupted.set_epoch(3)
+    assert list(resumed) == list(uninterrupted)  # the next epoch is whole
 
 
-def test_the_data_module_saves_where_training_is(tiny_corpus):
+def test_the_data_module_saves_where_training_is_and_resumes_there(tiny_corpus):
     from types import SimpleNamespace
 
     from asr.datamodule import SpeechDataModule
 
     manifest = str(tiny_corpus / "manifest.jsonl")
-    data = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
-    assert data.state_dict() == {}  # no training yet: nothing to resume
-    loader = data.train_dataloader()
-    batches = len(loader)
-    progress = SimpleNamespace(processed=1)
-    epoch_loop = SimpleNamespace(batch_progress=SimpleNamespace(current=progress))
-    data.trainer = SimpleNamespace(current_epoch=3, fit_loop=SimpleNamespace(epoch_loop=epoch_loop))
-    assert data.state_dict() == {"epoch": 3, "batches_done": 1}
-    progress.processed = batches  # saved at the epoch's end: the next epoch, from its start
-    assert data.state_dict() == {"epoch": 4, "batches_done": 0}
 
-    resumed = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
+    def data_module(epoch: int, processed: int = 0) -> SpeechDataModule:
+        data = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
+        progress = SimpleNamespace(current=SimpleNamespace(processed=processed))
+        fit_loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress))
+        data.trainer = SimpleNamespace(
+            current_epoch=epoch, fit_loop=fit_loop, global_rank=0, world_size=1
+        )
+        return data
+
+    data = data_module(3, processed=1)
+    assert data.state_dict() == {}  # no training loader yet: nothing to resume
+    batches = len(data.train_dataloader())
+    data.trainer.num_training_batches = batches
+    assert data.state_dict() == {"epoch": 3, "batches_done": 1}
+    data.trainer.fit_loop.epoch_loop.batch_progress.current.processed = batches
+    assert data.state_dict() == {"epoch": 4, "batches_done": 0}  # the next epoch, whole
+
+    def epoch(number: int) -> list:
+        sampler = data_module(number).train_dataloader().batch_sampler
+        return list(sampler)
+
+    # Lightning restores the state before it restores current_epoch (0 then) and makes the
+    # first loader; a reload in the resumed epoch resumes too; a later epoch's does not.
+    resumed = data_module(0)
     resumed.load_state_dict({"epoch": 3, "batches_done": 1})
-    uninterrupted = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
-    sampler = uninterrupted.train_dataloader().batch_sampler
-    sampler.set_epoch(3)
-    expected = list(sampler)
-    assert list(resumed.train_dataloader().batch_sampler) == expected[1:]
+    assert list(resumed.train_dataloader().batch_sampler) == epoch(3)[1:]
+    resumed.trainer.current_epoch = 3
+    assert list(resumed.train_dataloader().batch_sampler) == epoch(3)[1:]
+    resumed.trainer.current_epoch = 4
+    assert list(resumed.train_dataloader().batch_sampler) == epoch(4)

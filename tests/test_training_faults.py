@@ -161,7 +161,9 @@ def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tiny_corpus, t
     before = batches_in(trained)[:4]  # the fifth batch was trained after the checkpoint
     trained.unlink()
 
-    resumed = run_fit(manifest, root, *recording_batches(trained))
+    # With loader workers, which iterate the batch sampler twice before the first batch.
+    workers = ("--data.num_workers", "2")
+    resumed = run_fit(manifest, root, *workers, *recording_batches(trained))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {last}" in resumed.stdout
     assert "ended before the epoch ended" not in resumed.stderr  # Lightning's warning
@@ -170,7 +172,9 @@ def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tiny_corpus, t
     assert not list(last.parent.glob("*.tmp"))
 
     reference_batches = tmp_path / "reference_batches.jsonl"
-    reference = run_fit(manifest, tmp_path / "reference", *recording_batches(reference_batches))
+    reference = run_fit(
+        manifest, tmp_path / "reference", *workers, *recording_batches(reference_batches)
+    )
     assert reference.returncode == 0, reference.stderr[-3000:]
     assert "resuming" not in reference.stdout
     # The resumed run trains the rest of the stopped epoch, not the whole epoch again.
