@@ -118,11 +118,13 @@ class SpeechDataModule(L.LightningDataModule):
         Lightning-AI/pytorch-lightning#20550)."""
         if self.trainer is None or self._train_sampler is None:
             return {}
-        epoch = self.trainer.current_epoch
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if done >= self.trainer.num_training_batches:  # saved at the epoch's end: the next
-            epoch, done = epoch + 1, 0
-        return {"epoch": epoch, "batches_done": done}
+        loop = self.trainer.fit_loop
+        done = loop.epoch_loop.batch_progress.current.processed
+        if done >= self.trainer.num_training_batches:
+            # Saved at the epoch's end, before or after Lightning counts it complete (and
+            # moves current_epoch on): the next epoch is the number of epochs started.
+            return {"epoch": loop.epoch_progress.current.started, "batches_done": 0}
+        return {"epoch": self.trainer.current_epoch, "batches_done": done}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if not state:
@@ -135,6 +137,10 @@ class SpeechDataModule(L.LightningDataModule):
         # Lightning warns that a loader without a state starts a resumed epoch over; this one
         # does not.
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended")
+
+    def teardown(self, stage: str) -> None:
+        if stage == "fit":  # a later fit with this data module resumes only from its own state
+            self._train_sampler, self._resume_at = None, None
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.hparams.train_manifest, train=True)

@@ -252,8 +252,8 @@ class CTCModule(L.LightningModule):
         # Lightning tells a plain sampler or a BatchSampler's `.sampler` the epoch, not a batch
         # sampler of its own; without this every epoch would get epoch 0's batches and speed
         # factors. Runs before the epoch's iterator is made, for later epochs; the first
-        # epoch's sampler (a resumed run's too, which does not run this hook for the epoch
-        # it resumes) is told at creation: `SpeechDataModule._loader`.
+        # epoch's sampler is told at creation (`SpeechDataModule._loader`), as is that of an
+        # epoch resumed mid-way, for which Lightning does not run this hook.
         batch_sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
         if hasattr(batch_sampler, "set_epoch"):
             batch_sampler.set_epoch(self.current_epoch)

@@ -260,7 +260,10 @@ def test_the_data_module_saves_where_training_is_and_resumes_there(tiny_corpus):
     def data_module(epoch: int, processed: int = 0) -> SpeechDataModule:
         data = SpeechDataModule(manifest, manifest, max_frames=250, num_workers=0)
         progress = SimpleNamespace(current=SimpleNamespace(processed=processed))
-        fit_loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress))
+        fit_loop = SimpleNamespace(
+            epoch_loop=SimpleNamespace(batch_progress=progress),
+            epoch_progress=SimpleNamespace(current=SimpleNamespace(started=epoch + 1)),
+        )
         data.trainer = SimpleNamespace(
             current_epoch=epoch, fit_loop=fit_loop, global_rank=0, world_size=1
         )
@@ -273,6 +276,10 @@ def test_the_data_module_saves_where_training_is_and_resumes_there(tiny_corpus):
     assert data.state_dict() == {"epoch": 3, "batches_done": 1}
     data.trainer.fit_loop.epoch_loop.batch_progress.current.processed = batches
     assert data.state_dict() == {"epoch": 4, "batches_done": 0}  # the next epoch, whole
+    data.trainer.current_epoch = 4  # saved once Lightning has counted the epoch complete
+    assert data.state_dict() == {"epoch": 4, "batches_done": 0}
+    data.teardown("fit")
+    assert data.state_dict() == {}  # a later fit starts from its own state
 
     def epoch(number: int) -> list:
         sampler = data_module(number).train_dataloader().batch_sampler
