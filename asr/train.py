@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from asr.augment import WaveformAugment
@@ -129,7 +130,8 @@ class LatestCheckpoint(Callback):
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
-        if trainer.received_sigterm:  # whatever failed, a SIGTERM came first: `main` says so
+        if trainer.received_sigterm or isinstance(exception, SIGTERMException):
+            # Whatever failed, a SIGTERM came first: `main` says so.
             exception.add_note(STOPPED_BY_SIGTERM)
         # Lightning stops at a step's end on SIGTERM (on every rank alike): keep that step.
         if isinstance(exception, SIGTERMException):
@@ -139,6 +141,44 @@ class LatestCheckpoint(Callback):
                     f"stopped by SIGTERM at epoch {trainer.current_epoch + 1}, step "
                     f"{trainer.global_step}: {self.path} saved; the same command resumes"
                 )
+
+
+class AgreedSigterm(Callback):
+    """With several processes (DDP), a SIGTERM stops every rank at the same step.
+
+    Lightning's own SIGTERM handler broadcasts from inside the signal handler, a collective
+    the other ranks do not expect at that moment, and each rank also stops on its own flag:
+    a SIGTERM to every rank (a cluster's preemption) hung a 2-process CPU run. For runs of
+    more than one process this callback takes SIGTERM over once training starts (Lightning
+    puts its own handlers back at the end): the handler only notes the signal, and the
+    ranks agree on it where they all are in step, at each training batch's end and each
+    validation's end; then all raise Lightning's SIGTERMException, which `LatestCheckpoint`
+    saves on. A single process keeps Lightning's handling, which stops mid-validation too.
+    """
+
+    def __init__(self) -> None:
+        self._signalled = False
+
+    def _note(self, signum: int, frame: object) -> None:
+        self._signalled = True
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.world_size > 1:
+            self._signalled = False
+            signal.signal(signal.SIGTERM, self._note)
+
+    def _stop_if_signalled(self, trainer: Trainer) -> None:
+        if trainer.world_size == 1 or trainer.state.fn != TrainerFn.FITTING:
+            return
+        # An all-reduce of one flag: every rank calls it at the same hook.
+        if trainer.strategy.reduce_boolean_decision(self._signalled, all=False):
+            raise SIGTERMException
+
+    def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
+        self._stop_if_signalled(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._stop_if_signalled(trainer)
 
 
 class TrainCLI(LightningCLI):
@@ -235,6 +275,7 @@ class TrainCLI(LightningCLI):
                     Path(checkpoint.dirpath) / LAST_CHECKPOINT, checkpoint.every_n_train_steps
                 )
             )
+            trainer.callbacks.append(AgreedSigterm())
         if trainer.progress_bar_callback is None:
             trainer.callbacks.append(EpochSummary())
         return trainer

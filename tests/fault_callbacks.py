@@ -11,15 +11,21 @@ import lightning as L
 
 class SignalAtStep(L.Callback):
     """Send `name` (e.g. "SIGKILL") to the run's process group when the training step with
-    index `step` is about to start, i.e. after `step` optimiser steps and their checkpoints."""
+    index `step` is about to start, i.e. after `step` optimiser steps and their checkpoints;
+    with `only_rank`, to that rank's process alone."""
 
-    def __init__(self, step: int, name: str) -> None:
+    def __init__(self, step: int, name: str, only_rank: int | None = None) -> None:
         self.step = step
         self.signal = signal.Signals[name]
+        self.only_rank = only_rank
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step != self.step:
+            return
+        if self.only_rank is None:
             os.killpg(os.getpgid(0), self.signal)
+        elif trainer.global_rank == self.only_rank:
+            os.kill(os.getpid(), self.signal)
 
 
 class RecordBatches(L.Callback):

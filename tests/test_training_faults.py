@@ -214,6 +214,44 @@ def test_sigterm_to_the_process_group_stops_cleanly_and_saves_the_step(tiny_corp
     assert f"step 5: {last} saved; the same command resumes" in result.stdout
 
 
+@pytest.mark.parametrize("signalled", ["every rank", "rank 0"])
+def test_sigterm_stops_every_ddp_rank_at_the_same_step_and_saves_it(
+    tiny_corpus, tmp_path, signalled
+):
+    """A SIGTERM to every rank (a cluster's preemption) hung a 2-process run: Lightning's
+    handler broadcasts from inside the signal handler (asr.train.AgreedSigterm)."""
+    root = tmp_path / "ddp"
+    last = root / "checkpoints" / "last.ckpt"
+    command = [
+        *fit_command(tiny_corpus / "manifest.jsonl", root),
+        *("--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"),
+        *signal_at_step(3, "SIGTERM"),
+    ]
+    if signalled == "rank 0":
+        command.append("--trainer.callbacks.only_rank=0")
+    command[command.index("--trainer.max_steps") + 1] = "100000"
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=WITH_FAULT_CALLBACKS,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:  # a hung run (as before AgreedSigterm) must not outlive the test, rank 1 neither
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    result = subprocess.CompletedProcess(command, process.returncode, out, err)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    # The ranks agree at the end of the step under way (the fourth) and stop there.
+    assert f"step 4: {last} saved; the same command resumes" in result.stdout
+    assert load_weights_only_checkpoint(last)["global_step"] == 4
+
+
 def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
     io = AtomicCheckpointIO()
     path = tmp_path / "last.ckpt"
