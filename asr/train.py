@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import fields
@@ -17,7 +18,6 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
-from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from asr.augment import WaveformAugment
@@ -130,8 +130,7 @@ class LatestCheckpoint(Callback):
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
-        if trainer.received_sigterm or isinstance(exception, SIGTERMException):
-            # Whatever failed, a SIGTERM came first: `main` says so.
+        if trainer.received_sigterm:  # whatever failed, a SIGTERM came first: `main` says so
             exception.add_note(STOPPED_BY_SIGTERM)
         # Lightning stops at a step's end on SIGTERM (on every rank alike): keep that step.
         if isinstance(exception, SIGTERMException):
@@ -147,38 +146,65 @@ class AgreedSigterm(Callback):
     """With several processes (DDP), a SIGTERM stops every rank at the same step.
 
     Lightning's own SIGTERM handler broadcasts from inside the signal handler, a collective
-    the other ranks do not expect at that moment, and each rank also stops on its own flag:
-    a SIGTERM to every rank (a cluster's preemption) hung a 2-process CPU run. For runs of
-    more than one process this callback takes SIGTERM over once training starts (Lightning
-    puts its own handlers back at the end): the handler only notes the signal, and the
-    ranks agree on it where they all are in step, at each training batch's end and each
-    validation's end; then all raise Lightning's SIGTERMException, which `LatestCheckpoint`
-    saves on. A single process keeps Lightning's handling, which stops mid-validation too.
+    the other ranks do not expect at that moment, and sets a flag on which each rank then
+    stops by itself: a SIGTERM to every rank (a cluster's preemption) hung a 2-process run.
+    For runs of more than one process this callback takes SIGTERM over as soon as Lightning
+    has installed its handlers (the sanity check's start, else training's; Lightning puts
+    the original handlers back at the end). Its handler only notes the signal; the ranks
+    agree on it where they all are in step, at each training batch's end and each
+    validation's end, and only then set Lightning's flag, on every rank at once: Lightning
+    then stops them all where it would stop one process, and `LatestCheckpoint` saves.
     """
 
     def __init__(self) -> None:
         self._signalled = False
+        self._active = False
 
     def _note(self, signum: int, frame: object) -> None:
         self._signalled = True
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.world_size > 1:
-            self._signalled = False
-            signal.signal(signal.SIGTERM, self._note)
+    def _take_over(self, trainer: Trainer) -> None:
+        if self._active or trainer.world_size == 1:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set a handler; Lightning's stays
+        signal.signal(signal.SIGTERM, self._note)
+        # A SIGTERM that came before is this callback's to agree on, not Lightning's to act
+        # on in one rank alone. (The flag has no public setter.)
+        connector = trainer._signal_connector
+        self._signalled |= connector.received_sigterm
+        connector.received_sigterm = False
+        self._active = True
 
-    def _stop_if_signalled(self, trainer: Trainer) -> None:
-        if trainer.world_size == 1 or trainer.state.fn != TrainerFn.FITTING:
+    def _agree(self, trainer: Trainer) -> None:
+        if not self._active:
             return
         # An all-reduce of one flag: every rank calls it at the same hook.
         if trainer.strategy.reduce_boolean_decision(self._signalled, all=False):
-            raise SIGTERMException
+            trainer._signal_connector.received_sigterm = True
+
+    def on_sanity_check_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._take_over(trainer)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._take_over(trainer)
 
     def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
-        self._stop_if_signalled(trainer)
+        self._agree(trainer)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._stop_if_signalled(trainer)
+        self._agree(trainer)
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        # A noted SIGTERM that also ended a loader worker fails the trainer before the ranks
+        # agree: `main` tells that from the note, as LatestCheckpoint adds it for one process.
+        if self._signalled and STOPPED_BY_SIGTERM not in getattr(exception, "__notes__", ()):
+            exception.add_note(STOPPED_BY_SIGTERM)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._active = self._signalled = False  # Lightning has put its handlers back
 
 
 class TrainCLI(LightningCLI):

@@ -14,12 +14,23 @@ class SignalAtStep(L.Callback):
     index `step` is about to start, i.e. after `step` optimiser steps and their checkpoints;
     with `only_rank`, to that rank's process alone."""
 
-    def __init__(self, step: int, name: str, only_rank: int | None = None) -> None:
+    def __init__(
+        self, step: int, name: str, only_rank: int | None = None, in_validation: bool = False
+    ) -> None:
         self.step = step
         self.signal = signal.Signals[name]
         self.only_rank = only_rank
+        self.in_validation = in_validation  # at the start of a validation, not of a step
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if not self.in_validation:
+            self._send(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, *args: object) -> None:
+        if self.in_validation and not trainer.sanity_checking:
+            self._send(trainer)
+
+    def _send(self, trainer: L.Trainer) -> None:
         if trainer.global_step != self.step:
             return
         if self.only_rank is None:

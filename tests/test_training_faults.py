@@ -214,7 +214,7 @@ def test_sigterm_to_the_process_group_stops_cleanly_and_saves_the_step(tiny_corp
     assert f"step 5: {last} saved; the same command resumes" in result.stdout
 
 
-@pytest.mark.parametrize("signalled", ["every rank", "rank 0"])
+@pytest.mark.parametrize("signalled", ["every rank", "rank 0", "every rank, validating"])
 def test_sigterm_stops_every_ddp_rank_at_the_same_step_and_saves_it(
     tiny_corpus, tmp_path, signalled
 ):
@@ -227,8 +227,12 @@ def test_sigterm_stops_every_ddp_rank_at_the_same_step_and_saves_it(
         *("--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"),
         *signal_at_step(3, "SIGTERM"),
     ]
+    step = 4  # the ranks agree at the end of the step under way (the fourth) and stop there
     if signalled == "rank 0":
         command.append("--trainer.callbacks.only_rank=0")
+    elif signalled == "every rank, validating":  # at step 3, the first epoch's end
+        command.append("--trainer.callbacks.in_validation=true")
+        step = 3  # they agree when validation ends, and stop before another step
     command[command.index("--trainer.max_steps") + 1] = "100000"
     process = subprocess.Popen(
         command,
@@ -247,9 +251,8 @@ def test_sigterm_stops_every_ddp_rank_at_the_same_step_and_saves_it(
     result = subprocess.CompletedProcess(command, process.returncode, out, err)
     assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    # The ranks agree at the end of the step under way (the fourth) and stop there.
-    assert f"step 4: {last} saved; the same command resumes" in result.stdout
-    assert load_weights_only_checkpoint(last)["global_step"] == 4
+    assert f"step {step}: {last} saved; the same command resumes" in result.stdout
+    assert load_weights_only_checkpoint(last)["global_step"] == step
 
 
 def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
