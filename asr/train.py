@@ -131,7 +131,7 @@ class LatestCheckpoint(Callback):
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
         if trainer.received_sigterm:  # whatever failed, a SIGTERM came first: `main` says so
-            exception.add_note(STOPPED_BY_SIGTERM)
+            _note_sigterm(exception)
         # Lightning stops at a step's end on SIGTERM (on every rank alike): keep that step.
         if isinstance(exception, SIGTERMException):
             self._save(trainer)
@@ -199,9 +199,9 @@ class AgreedSigterm(Callback):
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
         # A noted SIGTERM that also ended a loader worker fails the trainer before the ranks
-        # agree: `main` tells that from the note, as LatestCheckpoint adds it for one process.
-        if self._signalled and STOPPED_BY_SIGTERM not in getattr(exception, "__notes__", ()):
-            exception.add_note(STOPPED_BY_SIGTERM)
+        # agree (so before Lightning's flag, which LatestCheckpoint reads, is set).
+        if self._signalled:
+            _note_sigterm(exception)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._active = self._signalled = False  # Lightning has put its handlers back
@@ -344,6 +344,12 @@ class TrainCLI(LightningCLI):
 
 def _as_float(value: torch.Tensor | float | None) -> float | None:
     return None if value is None else float(value)
+
+
+def _note_sigterm(exception: BaseException) -> None:
+    """Mark `exception` as raised after a SIGTERM (once), for `main` (`_after_sigterm`)."""
+    if STOPPED_BY_SIGTERM not in getattr(exception, "__notes__", ()):
+        exception.add_note(STOPPED_BY_SIGTERM)
 
 
 def _after_sigterm(err: BaseException | None) -> bool:

@@ -93,15 +93,29 @@ def batches_in(path: Path) -> list[list[int]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def run_fit(manifest: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*fit_command(manifest, root), *extra],
+def run_alone(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `command` (from the repo, fault callbacks importable) in a process group of its
+    own, which a signal callback may target; a run still going after `timeout` s is killed
+    with every process of its group (DDP ranks, loader workers), then the test fails."""
+    process = subprocess.Popen(
+        command,
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
         env=WITH_FAULT_CALLBACKS,
+        start_new_session=True,
     )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def run_fit(manifest: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_alone([*fit_command(manifest, root), *extra])
 
 
 def weights(checkpoint: Path) -> torch.Tensor:
@@ -124,7 +138,7 @@ def test_last_checkpoint_follows_every_epoch_when_validation_does_not_improve(
     command[command.index("--checkpoint.every_n_train_steps") + 1] = "4"
     at_max = command.index("--trainer.max_steps") + 1
     command[at_max] = str(2 * STEPS_PER_EPOCH)
-    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    first = run_alone(command)
     assert first.returncode == 0, first.stderr[-3000:]
     checkpoints = root / "checkpoints"
     last = load_weights_only_checkpoint(checkpoints / "last.ckpt")
@@ -133,7 +147,7 @@ def test_last_checkpoint_follows_every_epoch_when_validation_does_not_improve(
     assert load_weights_only_checkpoint(best)["global_step"] <= 2 * STEPS_PER_EPOCH
 
     command[at_max] = str(3 * STEPS_PER_EPOCH)  # one more epoch: only that one is trained
-    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    again = run_alone(command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming from {checkpoints / 'last.ckpt'}" in again.stdout
     last = load_weights_only_checkpoint(checkpoints / "last.ckpt")
@@ -147,15 +161,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tiny_corpus, t
     last = root / "checkpoints" / "last.ckpt"
     trained = tmp_path / "batches.jsonl"
     # Killed before step 6, after step 4's last.ckpt (every 2 steps): mid-epoch 2 of 4.
-    killed = subprocess.run(
-        [*fit_command(manifest, root), *signal_at_step(5, "SIGKILL"), *recording_batches(trained)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=WITH_FAULT_CALLBACKS,
-        start_new_session=True,  # its own process group, which the callback kills
-    )
+    killed = run_fit(manifest, root, *signal_at_step(5, "SIGKILL"), *recording_batches(trained))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert load_weights_only_checkpoint(last)["global_step"] == 4
     before = batches_in(trained)[:4]  # the fifth batch was trained after the checkpoint
@@ -198,15 +204,7 @@ def test_sigterm_to_the_process_group_stops_cleanly_and_saves_the_step(tiny_corp
         *signal_at_step(4, "SIGTERM"),  # mid-epoch 2, the workers running
     ]
     command[command.index("--trainer.max_steps") + 1] = "100000"
-    result = subprocess.run(
-        command,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=WITH_FAULT_CALLBACKS,
-        start_new_session=True,
-    )
+    result = run_alone(command)
     assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "killed by signal" not in result.stderr
     # Lightning finishes the step under way (the fifth), then the run stops and saves it.
@@ -234,21 +232,7 @@ def test_sigterm_stops_every_ddp_rank_at_the_same_step_and_saves_it(
         command.append("--trainer.callbacks.in_validation=true")
         step = 3  # they agree when validation ends, and stop before another step
     command[command.index("--trainer.max_steps") + 1] = "100000"
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=WITH_FAULT_CALLBACKS,
-        start_new_session=True,
-    )
-    try:
-        out, err = process.communicate(timeout=120)
-    finally:  # a hung run (as before AgreedSigterm) must not outlive the test, rank 1 neither
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    result = subprocess.CompletedProcess(command, process.returncode, out, err)
+    result = run_alone(command, timeout=120)  # it hung before AgreedSigterm
     assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert f"step {step}: {last} saved; the same command resumes" in result.stdout
